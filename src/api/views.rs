@@ -1,0 +1,83 @@
+//! Wire shapes of the native API (`/api/v1`). Field names are camelCase like server.json.
+
+use serde_json::{Value, json};
+
+use crate::ambient::rfc3339;
+use crate::registry::{PackageInfo, VersionInfo};
+use crate::store::{ApiKeyRecord, UserRecord};
+
+pub fn version(v: &VersionInfo) -> Value {
+    let r = &v.record;
+    let mut out = json!({
+        "name": r.server.name,
+        "version": r.server.version,
+        "status": r.status.as_str(),
+        "statusChangedAt": rfc3339(r.status_changed_at),
+        "publishedAt": rfc3339(r.published_at),
+        "updatedAt": rfc3339(r.updated_at),
+        "isLatest": v.is_latest,
+        "publisher": r.publisher,
+        "server": r.server.to_server_json(),
+    });
+    if let Some(m) = &r.status_message {
+        out["statusMessage"] = m.clone().into();
+    }
+    out
+}
+
+pub fn package_summary(p: &PackageInfo) -> Value {
+    let s = &p.latest.record.server;
+    let required_secrets = s
+        .env_vars()
+        .chain(s.remotes.iter().flat_map(|r| r.headers.iter()))
+        .filter(|e| e.input.is_secret && e.input.is_required)
+        .count();
+    json!({
+        "name": s.name,
+        "title": s.title,
+        "description": s.description,
+        "latestVersion": s.version,
+        "status": p.latest.record.status.as_str(),
+        "owner": p.package.owner,
+        "toolCount": s.ext.tools.len(),
+        "requiredSecretCount": required_secrets,
+        "transports": s.transports(),
+        "registryTypes": s.registry_types(),
+        "categories": s.ext.categories,
+        "tags": s.ext.tags,
+        "installs": p.package.installs,
+        "deploys": p.package.deploys,
+        "versionCount": p.package.version_count,
+        "createdAt": rfc3339(p.package.created_at),
+        "updatedAt": rfc3339(p.package.updated_at),
+    })
+}
+
+pub fn package_detail(p: &PackageInfo) -> Value {
+    let mut out = package_summary(p);
+    out["latest"] = version(&p.latest);
+    out
+}
+
+pub fn user(u: &UserRecord, namespaces: &[String]) -> Value {
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "role": u.role,
+        "disabled": u.disabled,
+        "mustChangePassword": u.must_change_password,
+        "namespaces": namespaces,
+        "createdAt": rfc3339(u.created_at),
+    })
+}
+
+pub fn api_key(k: &ApiKeyRecord) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "user": k.user,
+        "createdAt": rfc3339(k.created_at),
+        "revokedAt": k.revoked_at.map(rfc3339),
+    })
+}

@@ -1,0 +1,97 @@
+//! Wiring: open the store and index, build the domain services, bootstrap the first admin.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::ambient::Ambient;
+use crate::auth::{Accounts, Bootstrap};
+use crate::config::Config;
+use crate::registry::{Registry, RegistryError};
+use crate::search::{Indexer, SearchError, SearchIndex};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the data file: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot open the search index: {0}")]
+    Search(#[from] SearchError),
+    #[error("cannot prepare the registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("first-run setup failed: {0}")]
+    Bootstrap(String),
+}
+
+/// Everything a request handler may reach, behind one `Arc`.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub accounts: Arc<Accounts>,
+    pub registry: Arc<Registry>,
+    ready: AtomicBool,
+}
+
+impl App {
+    /// Open everything under `config.data_dir`. Must run inside a tokio runtime (the
+    /// indexer task starts here). Returns the one-time credentials on a fresh data dir.
+    pub fn open(config: Config, ambient: Ambient) -> Result<(Arc<App>, Option<Bootstrap>), StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Arc::new(Store::open(&config.db_path())?);
+        let index = open_index(&config.index_dir())?;
+        let accounts = Arc::new(Accounts::new(store.clone(), ambient.clone()));
+        let indexer = Indexer::start(index.clone());
+        let registry = Arc::new(Registry::new(
+            store.clone(),
+            accounts.clone(),
+            index,
+            indexer,
+            ambient,
+        ));
+        if let Some(took) = registry.ensure_index()? {
+            tracing::info!(ms = took.as_millis() as u64, "search index rebuilt from the store");
+        }
+        let bootstrap = accounts
+            .bootstrap()
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        let app = Arc::new(App {
+            config,
+            store,
+            accounts,
+            registry,
+            ready: AtomicBool::new(true),
+        });
+        Ok((app, bootstrap))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Stop taking new work and flush background writers.
+    pub async fn shutdown(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        self.registry.shutdown().await;
+    }
+}
+
+/// An unreadable index is derived data: wipe it and start empty; the caller rebuilds.
+fn open_index(dir: &Path) -> Result<SearchIndex, StartError> {
+    match SearchIndex::open(dir) {
+        Ok(i) => Ok(i),
+        Err(SearchError::Corrupt(reason)) => {
+            tracing::warn!(%reason, "search index unreadable; rebuilding it from the store");
+            let _ = std::fs::remove_dir_all(dir);
+            Ok(SearchIndex::open(dir)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,171 @@
+//! Settings, layered: built-in defaults → `sigil.toml` → `SIGIL_*` environment → flags.
+//!
+//! The file layer is strict (unknown keys are an error naming the key) so a typo never
+//! silently falls back to a default. The env and flag layers come from clap (`env = …`),
+//! which already gives flags precedence over the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./sigil-data";
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+pub const DEFAULT_CONFIG_FILE: &str = "sigil.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes (manifests, JSON).
+    pub max_body_bytes: usize,
+    /// tracing filter, e.g. `info` or `sigil=debug,tower_http=info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            max_body_bytes: DEFAULT_MAX_BODY,
+            log: "info".into(),
+        }
+    }
+}
+
+/// The `sigil.toml` shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub log: Option<String>,
+}
+
+/// Values from the environment or flags (clap fills these; `None` = not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub log: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Build the effective config. `file` is the explicit `--config` path (must exist);
+    /// without one, `./sigil.toml` is used if present.
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        let file_cfg = match file {
+            Some(p) => Some((p.to_path_buf(), std::fs::read_to_string(p))),
+            None => {
+                let p = PathBuf::from(DEFAULT_CONFIG_FILE);
+                p.exists().then(|| (p.clone(), std::fs::read_to_string(&p)))
+            }
+        };
+        let parsed = match file_cfg {
+            Some((path, Ok(text))) => parse_file(&path, &text)?,
+            Some((path, Err(source))) => return Err(ConfigError::Read { path, source }),
+            None => FileConfig::default(),
+        };
+        let mut c = Config::default();
+        c.apply(parsed.listen, parsed.data_dir, parsed.max_body_bytes, parsed.log);
+        c.apply(
+            overrides.listen,
+            overrides.data_dir,
+            overrides.max_body_bytes,
+            overrides.log,
+        );
+        if c.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(c)
+    }
+
+    fn apply(
+        &mut self,
+        listen: Option<SocketAddr>,
+        data_dir: Option<PathBuf>,
+        max_body_bytes: Option<usize>,
+        log: Option<String>,
+    ) {
+        if let Some(v) = listen {
+            self.listen = v;
+        }
+        if let Some(v) = data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = max_body_bytes {
+            self.max_body_bytes = v;
+        }
+        if let Some(v) = log {
+            self.log = v;
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("sigil.redb")
+    }
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+}
+
+pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\nlog = \"debug\"\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            Overrides {
+                log: Some("warn".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000, "file beats default");
+        assert_eq!(c.log, "warn", "env/flag beats file");
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY, "default kept");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = parse_file(Path::new("x.toml"), "listne = \"1.2.3.4:1\"").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/sigil.toml")), Overrides::default());
+        assert!(matches!(err, Err(ConfigError::Read { .. })));
+    }
+}

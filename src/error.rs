@@ -1,0 +1,59 @@
+//! The closed set of error codes every API speaks.
+//!
+//! Domain errors (`thiserror` per module) each name one of these codes; the API layer maps
+//! a code to an HTTP status in exactly one place (`api::error`). Codes are part of the
+//! public contract: add new ones, never rename.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed request: bad query parameter, bad JSON, wrong content type.
+    InvalidRequest,
+    /// A manifest failed validation; details list every issue with its path.
+    InvalidManifest,
+    DuplicateVersion,
+    NotFound,
+    Unauthorized,
+    Forbidden,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    /// Not ready yet (index rebuilding, shutting down).
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidManifest => "invalid_manifest",
+            ErrorCode::DuplicateVersion => "duplicate_version",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// Implemented by every domain error so the API can render it without knowing the module.
+pub trait Coded: std::error::Error {
+    fn code(&self) -> ErrorCode;
+    /// Structured detail safe to show the caller (never secrets, never internals).
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// What the caller can do about it.
+    fn hint(&self) -> Option<String> {
+        None
+    }
+}

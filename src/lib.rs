@@ -1,0 +1,13 @@
+//! Sigil: a registry, hosting and gateway for MCP servers in one binary.
+//! See docs/ARCHITECTURE.md for the map.
+
+pub mod ambient;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod registry;
+pub mod search;
+pub mod store;

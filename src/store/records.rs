@@ -1,0 +1,142 @@
+//! Every persistent record, its table, and its key layout.
+//!
+//! Times are Unix milliseconds (UTC). Keys are raw bytes: names are ASCII by validation, and
+//! composite keys join their parts with a 0x00 byte, which no part may contain, so prefix
+//! scans per package are exact.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Record, Table};
+use crate::registry::manifest::ServerVersion;
+
+pub(super) const ALL_TABLES: &[&str] = &["users", "api_keys", "namespaces", "packages", "versions"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+/// Key: the username (lowercase).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    #[serde(default)]
+    pub disabled: bool,
+    /// True until the first-run password is changed.
+    #[serde(default)]
+    pub must_change_password: bool,
+    pub created_at: i64,
+}
+impl Record for UserRecord {
+    const TABLE: Table<Self> = Table::new("users");
+}
+
+/// Key: SHA-256 of the full token. The token itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    /// The first characters of the token, shown in listings so people can tell keys apart.
+    pub prefix: String,
+    pub created_at: i64,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+}
+impl Record for ApiKeyRecord {
+    const TABLE: Table<Self> = Table::new("api_keys");
+}
+
+/// Key: the namespace. Users always own the namespace equal to their username; this table
+/// holds the extra ones an admin granted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub namespace: String,
+    pub users: Vec<String>,
+    pub updated_at: i64,
+}
+impl Record for NamespaceRecord {
+    const TABLE: Table<Self> = Table::new("namespaces");
+}
+
+/// Key: the package name (`namespace/name`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackageRecord {
+    pub name: String,
+    /// The user who first published it.
+    pub owner: String,
+    /// The version shown as latest (None when every version is deleted... never: see registry).
+    pub latest: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version_count: u32,
+    #[serde(default)]
+    pub installs: u64,
+    #[serde(default)]
+    pub deploys: u64,
+}
+impl Record for PackageRecord {
+    const TABLE: Table<Self> = Table::new("packages");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionStatus {
+    Active,
+    Deprecated,
+    Deleted,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Active => "active",
+            VersionStatus::Deprecated => "deprecated",
+            VersionStatus::Deleted => "deleted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(VersionStatus::Active),
+            "deprecated" => Some(VersionStatus::Deprecated),
+            "deleted" => Some(VersionStatus::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// Key: [`version_key`]. Immutable once written except for its status fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub server: ServerVersion,
+    pub status: VersionStatus,
+    #[serde(default)]
+    pub status_message: Option<String>,
+    pub status_changed_at: i64,
+    pub published_at: i64,
+    pub updated_at: i64,
+    pub publisher: String,
+}
+impl Record for VersionRecord {
+    const TABLE: Table<Self> = Table::new("versions");
+}
+
+pub fn version_key(name: &str, version: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + version.len() + 1);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(version.as_bytes());
+    k
+}
+
+/// Prefix of every version key of one package.
+pub fn versions_prefix(name: &str) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.push(0);
+    k
+}

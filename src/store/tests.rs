@@ -1,0 +1,114 @@
+use super::*;
+
+fn tmp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    (dir, store)
+}
+
+fn pkg(name: &str) -> PackageRecord {
+    PackageRecord {
+        name: name.into(),
+        owner: "alice".into(),
+        latest: None,
+        created_at: 1,
+        updated_at: 1,
+        version_count: 0,
+        installs: 0,
+        deploys: 0,
+    }
+}
+
+#[test]
+fn write_commits_on_ok_and_rolls_back_on_err() {
+    let (_d, s) = tmp();
+    s.write(|w| w.put(b"a/one", &pkg("a/one"))).unwrap();
+    let r: Result<(), StoreError> = s.write(|w| {
+        w.put(b"a/two", &pkg("a/two"))?;
+        Err(StoreError::Db("boom".into()))
+    });
+    assert!(r.is_err());
+    let (one, two) = s
+        .read(|r| {
+            Ok::<_, StoreError>((
+                r.get::<PackageRecord>(b"a/one")?,
+                r.get::<PackageRecord>(b"a/two")?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(one.unwrap().name, "a/one");
+    assert!(two.is_none(), "failed transaction must leave nothing");
+}
+
+#[test]
+fn generation_advances_only_when_bumped() {
+    let (_d, s) = tmp();
+    assert_eq!(s.generation().unwrap(), 0);
+    s.write(|w| w.put(b"x", &pkg("x"))).unwrap();
+    assert_eq!(s.generation().unwrap(), 0);
+    let g = s
+        .write(|w| {
+            w.put(b"y", &pkg("y"))?;
+            w.bump_generation()
+        })
+        .unwrap();
+    assert_eq!(g, 1);
+    assert_eq!(s.generation().unwrap(), 1);
+}
+
+#[test]
+fn prefix_scan_is_exact() {
+    let (_d, s) = tmp();
+    s.write(|w| {
+        for k in ["a/b", "a/bc", "a/c"] {
+            w.put(&versions_prefix(k), &pkg(k))?;
+        }
+        Ok::<_, StoreError>(())
+    })
+    .unwrap();
+    let rows = s
+        .read(|r| r.scan_prefix::<PackageRecord>(&versions_prefix("a/b")))
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1.name, "a/b");
+    assert_eq!(prefix_end(&[1, 255]), Some(vec![2]));
+    assert_eq!(prefix_end(&[255]), None);
+}
+
+#[test]
+fn refuses_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.insert(META_SCHEMA, (SCHEMA_VERSION + 1).to_be_bytes().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    match Store::open(&path) {
+        Err(StoreError::SchemaTooNew { found, known }) => {
+            assert_eq!(found, SCHEMA_VERSION + 1);
+            assert_eq!(known, SCHEMA_VERSION);
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("opened a newer schema"),
+    }
+}
+
+#[test]
+fn reopen_keeps_data_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let s = Store::open(&path).unwrap();
+        s.write(|w| w.put(b"k", &pkg("k"))).unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let got = s.read(|r| r.get::<PackageRecord>(b"k")).unwrap();
+    assert_eq!(got.unwrap().name, "k");
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: starts the real router (or the built binary) on
+//! 127.0.0.1:0 with a temporary data directory.
+
+mod binary;
+mod manifests;
+mod registry;
+mod support;
+mod tidy;
