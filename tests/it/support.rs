@@ -49,6 +49,7 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
     ) -> TestApp {
         let mut config = Config {
+            data_dir: dir.to_path_buf(),
             ..Config::default()
         };
         tweak(&mut config);
