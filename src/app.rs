@@ -40,7 +40,10 @@ pub struct App {
 impl App {
     /// Open everything under `config.data_dir`. Must run inside a tokio runtime (the
     /// indexer task starts here). Returns the one-time credentials on a fresh data dir.
-    pub fn open(config: Config, ambient: Ambient) -> Result<(Arc<App>, Option<Bootstrap>), StartError> {
+    pub fn open(
+        config: Config,
+        ambient: Ambient,
+    ) -> Result<(Arc<App>, Option<Bootstrap>), StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -57,7 +60,10 @@ impl App {
             ambient,
         ));
         if let Some(took) = registry.ensure_index()? {
-            tracing::info!(ms = took.as_millis() as u64, "search index rebuilt from the store");
+            tracing::info!(
+                ms = took.as_millis() as u64,
+                "search index rebuilt from the store"
+            );
         }
         let bootstrap = accounts
             .bootstrap()

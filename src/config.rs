@@ -27,7 +27,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 8080).into()),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_body_bytes: DEFAULT_MAX_BODY,
             log: "info".into(),
@@ -84,7 +86,12 @@ impl Config {
             None => FileConfig::default(),
         };
         let mut c = Config::default();
-        c.apply(parsed.listen, parsed.data_dir, parsed.max_body_bytes, parsed.log);
+        c.apply(
+            parsed.listen,
+            parsed.data_dir,
+            parsed.max_body_bytes,
+            parsed.log,
+        );
         c.apply(
             overrides.listen,
             overrides.data_dir,
@@ -165,7 +172,10 @@ mod tests {
 
     #[test]
     fn missing_explicit_file_is_an_error() {
-        let err = Config::load(Some(Path::new("/nonexistent/sigil.toml")), Overrides::default());
+        let err = Config::load(
+            Some(Path::new("/nonexistent/sigil.toml")),
+            Overrides::default(),
+        );
         assert!(matches!(err, Err(ConfigError::Read { .. })));
     }
 }

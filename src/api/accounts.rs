@@ -17,7 +17,10 @@ use crate::store::Role;
 
 pub async fn me(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
     let (user, namespaces) = blocking(move || {
-        Ok((app.accounts.user(&who.user)?, app.accounts.namespaces_of(&who.user)?))
+        Ok((
+            app.accounts.user(&who.user)?,
+            app.accounts.namespaces_of(&who.user)?,
+        ))
     })
     .await?;
     Ok(Json(views::user(&user, &namespaces)))
@@ -42,7 +45,9 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(from_json_rejection)?;
     let (user, namespaces) = blocking(move || {
-        let u = app.accounts.create_user(&who, &body.username, &body.password, body.role)?;
+        let u = app
+            .accounts
+            .create_user(&who, &body.username, &body.password, body.role)?;
         let ns = app.accounts.namespaces_of(&u.username)?;
         Ok((u, ns))
     })
@@ -62,16 +67,22 @@ pub async fn create_key(
     body: Result<Json<NewKey>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(from_json_rejection)?;
-    let (token, rec) = blocking(move || Ok(app.accounts.create_key(&who.user, &body.name)?)).await?;
+    let (token, rec) =
+        blocking(move || Ok(app.accounts.create_key(&who.user, &body.name)?)).await?;
     let mut v = views::api_key(&rec);
     // The only time the token is ever shown.
     v["key"] = token.into();
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-pub async fn list_keys(State(app): State<Arc<App>>, Caller(who): Caller) -> Result<Json<Value>, ApiError> {
+pub async fn list_keys(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+) -> Result<Json<Value>, ApiError> {
     let keys = blocking(move || Ok(app.accounts.list_keys(&who.user)?)).await?;
-    Ok(Json(json!({ "keys": keys.iter().map(views::api_key).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "keys": keys.iter().map(views::api_key).collect::<Vec<_>>() }),
+    ))
 }
 
 pub async fn revoke_key(

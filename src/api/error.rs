@@ -79,10 +79,16 @@ impl IntoResponse for ApiError {
 
 pub fn from_bytes_rejection(r: BytesRejection) -> ApiError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(ErrorCode::PayloadTooLarge, "request body is larger than the configured limit")
-            .with_hint("raise max_body_bytes in sigil.toml if this manifest is legitimate")
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            "request body is larger than the configured limit",
+        )
+        .with_hint("raise max_body_bytes in sigil.toml if this manifest is legitimate")
     } else {
-        ApiError::new(ErrorCode::InvalidRequest, format!("could not read the request body: {}", r.body_text()))
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("could not read the request body: {}", r.body_text()),
+        )
     }
 }
 

@@ -25,7 +25,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/packages", post(packages::publish).get(packages::list))
         .route("/packages/{name}", get(packages::get))
         .route("/packages/{name}/versions", get(packages::versions))
-        .route("/packages/{name}/versions/{version}", get(packages::version))
+        .route(
+            "/packages/{name}/versions/{version}",
+            get(packages::version),
+        )
         .route(
             "/packages/{name}/versions/{version}/status",
             patch(packages::set_status),
@@ -63,12 +66,16 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such endpoint")
-        .with_hint("the API lives under /api/v1; package names in paths are URL-encoded (acme%2Fweather)")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint").with_hint(
+        "the API lives under /api/v1; package names in paths are URL-encoded (acme%2Fweather)",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept that method")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not accept that method",
+    )
 }
 
 /// Run sync domain work (store I/O, password hashing) off the async worker threads.
@@ -77,7 +84,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         tracing::error!(error = %e, "blocking task failed");
-        ApiError::new(ErrorCode::Internal, "internal error; the server log has details")
+        ApiError::new(
+            ErrorCode::Internal,
+            "internal error; the server log has details",
+        )
     })?
 }
 

@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::error::{
-    ApiError, from_bytes_rejection, from_json_rejection, from_path_rejection,
-    from_query_rejection,
+    ApiError, from_bytes_rejection, from_json_rejection, from_path_rejection, from_query_rejection,
 };
 use super::views;
 use crate::app::App;
@@ -35,7 +34,10 @@ pub async fn publish(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let info = app.registry.publish(&who, body.to_vec(), content_type).await?;
+    let info = app
+        .registry
+        .publish(&who, body.to_vec(), content_type)
+        .await?;
     Ok((StatusCode::CREATED, Json(views::version(&info))))
 }
 
@@ -155,7 +157,10 @@ pub async fn set_status(
     let status = VersionStatus::parse(&body.status).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidRequest,
-            format!("status must be active, deprecated or deleted (got {:?})", body.status),
+            format!(
+                "status must be active, deprecated or deleted (got {:?})",
+                body.status
+            ),
         )
     })?;
     let info = app
@@ -203,7 +208,10 @@ pub async fn search(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "search task failed");
-            ApiError::new(ErrorCode::Internal, "internal error; the server log has details")
+            ApiError::new(
+                ErrorCode::Internal,
+                "internal error; the server log has details",
+            )
         })??;
     Ok(Json(json!({
         "results": res.items.iter().map(|(p, score)| {

@@ -10,15 +10,13 @@ mod token;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use sha2::{Digest, Sha256};
 
 use crate::ambient::Ambient;
 use crate::error::{Coded, ErrorCode};
-use crate::store::{
-    ApiKeyRecord, NamespaceRecord, Reader, Role, Store, StoreError, UserRecord,
-};
+use crate::store::{ApiKeyRecord, NamespaceRecord, Reader, Role, Store, StoreError, UserRecord};
 
 pub use token::base62;
 
@@ -109,7 +107,9 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 /// Usernames double as namespaces, so they follow the namespace rules (lowercase here).
 pub fn validate_username(name: &str) -> Result<(), AuthError> {
     let ok = (2..=39).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -149,9 +149,7 @@ impl Accounts {
     /// On an empty store, create the admin account and its first key. Returns `None` when
     /// users already exist, so credentials are only ever shown once.
     pub fn bootstrap(&self) -> Result<Option<Bootstrap>, AuthError> {
-        let any = self
-            .store
-            .read(|r| r.range::<UserRecord>(None, None, 1))?;
+        let any = self.store.read(|r| r.range::<UserRecord>(None, None, 1))?;
         if !any.is_empty() {
             return Ok(None);
         }
@@ -238,7 +236,9 @@ impl Accounts {
     pub fn create_key(&self, user: &str, name: &str) -> Result<(String, ApiKeyRecord), AuthError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 {
-            return Err(AuthError::Invalid("key name must be 1–100 characters".into()));
+            return Err(AuthError::Invalid(
+                "key name must be 1–100 characters".into(),
+            ));
         }
         let token = format!("{KEY_PREFIX}{}", base62(&self.ambient.random_bytes::<32>()));
         let rec = ApiKeyRecord {
@@ -297,8 +297,14 @@ impl Accounts {
     }
 
     pub fn list_keys(&self, user: &str) -> Result<Vec<ApiKeyRecord>, AuthError> {
-        let all = self.store.read(|r| r.range::<ApiKeyRecord>(None, None, usize::MAX))?;
-        let mut keys: Vec<_> = all.into_iter().map(|(_, k)| k).filter(|k| k.user == user).collect();
+        let all = self
+            .store
+            .read(|r| r.range::<ApiKeyRecord>(None, None, usize::MAX))?;
+        let mut keys: Vec<_> = all
+            .into_iter()
+            .map(|(_, k)| k)
+            .filter(|k| k.user == user)
+            .collect();
         keys.sort_by_key(|k| k.created_at);
         Ok(keys)
     }
@@ -329,7 +335,12 @@ impl Accounts {
     }
 
     /// Let `user` publish into `namespace` as well as their own.
-    pub fn grant_namespace(&self, actor: &Principal, namespace: &str, user: &str) -> Result<(), AuthError> {
+    pub fn grant_namespace(
+        &self,
+        actor: &Principal,
+        namespace: &str,
+        user: &str,
+    ) -> Result<(), AuthError> {
         require_admin(actor)?;
         validate_namespace(namespace)?;
         let now = self.ambient.now_ms();
@@ -337,13 +348,13 @@ impl Accounts {
             if w.get::<UserRecord>(user.as_bytes())?.is_none() {
                 return Err(AuthError::NotFound(format!("user {user}")));
             }
-            let mut rec = w
-                .get::<NamespaceRecord>(namespace.as_bytes())?
-                .unwrap_or(NamespaceRecord {
-                    namespace: namespace.into(),
-                    users: Vec::new(),
-                    updated_at: now,
-                });
+            let mut rec =
+                w.get::<NamespaceRecord>(namespace.as_bytes())?
+                    .unwrap_or(NamespaceRecord {
+                        namespace: namespace.into(),
+                        users: Vec::new(),
+                        updated_at: now,
+                    });
             if !rec.users.iter().any(|u| u == user) {
                 rec.users.push(user.into());
             }

@@ -29,8 +29,14 @@ fn revoke_takes_effect_even_when_cached() {
     a.authenticate(&tok).unwrap(); // now cached
     a.revoke_key(&admin, &rec.id).unwrap();
     assert!(matches!(a.authenticate(&tok), Err(AuthError::RevokedKey)));
-    assert!(matches!(a.authenticate("sgl_nope"), Err(AuthError::InvalidKey)));
-    assert!(matches!(a.authenticate("Bearer x"), Err(AuthError::InvalidKey)));
+    assert!(matches!(
+        a.authenticate("sgl_nope"),
+        Err(AuthError::InvalidKey)
+    ));
+    assert!(matches!(
+        a.authenticate("Bearer x"),
+        Err(AuthError::InvalidKey)
+    ));
 }
 
 #[test]
@@ -46,7 +52,10 @@ fn namespaces_and_publish_rights() {
     let err = a.check_publish(&alice, "com.acme").unwrap_err();
     assert_eq!(err.code(), ErrorCode::Forbidden);
     assert!(err.to_string().contains("alice"), "{err}");
-    assert!(a.grant_namespace(&alice, "com.acme", "alice").is_err(), "members cannot grant");
+    assert!(
+        a.grant_namespace(&alice, "com.acme", "alice").is_err(),
+        "members cannot grant"
+    );
     a.grant_namespace(&admin, "com.acme", "alice").unwrap();
     a.check_publish(&alice, "com.acme").unwrap();
     assert_eq!(a.namespaces_of("alice").unwrap(), vec!["alice", "com.acme"]);

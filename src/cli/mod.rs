@@ -1,11 +1,16 @@
 //! The command line: `sigil serve` and, later, the client verbs.
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sigil", version, about = "Registry, hosting and gateway for MCP servers")]
+#[command(
+    name = "sigil",
+    version,
+    about = "Registry, hosting and gateway for MCP servers"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,6 +20,8 @@ pub struct Cli {
 enum Command {
     /// Run the server: registry API, search and (later) gateway and web UI.
     Serve(serve::ServeArgs),
+    /// Measure the registry: publish throughput, search latency, time to ready.
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point used by main.rs; returns the process exit code.
@@ -22,6 +29,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

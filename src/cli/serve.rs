@@ -66,7 +66,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             b.username, b.password, b.api_key
         );
     }
-    println!("sigil listening on http://{addr} (data: {})", data_dir.display());
+    println!(
+        "sigil listening on http://{addr} (data: {})",
+        data_dir.display()
+    );
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "ready");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::api::serve(app.clone(), listener, async {
@@ -75,7 +78,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(());
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, server).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, server)
+        .await
+        .is_err()
+    {
         tracing::warn!("requests still running after the shutdown deadline; stopping anyway");
     }
     app.shutdown().await;
@@ -86,13 +92,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

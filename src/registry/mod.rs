@@ -5,8 +5,8 @@
 //! call returns once it is searchable. The index is derived data: on start it is rebuilt
 //! from the store whenever its recorded generation differs.
 
-pub mod manifest;
 mod latest;
+pub mod manifest;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -30,7 +30,9 @@ pub use latest::is_newer;
 pub enum RegistryError {
     #[error("the manifest has {} problem(s)", .0.len())]
     InvalidManifest(Vec<Issue>),
-    #[error("{name} version {version} already exists; versions are immutable, publish a new version")]
+    #[error(
+        "{name} version {version} already exists; versions are immutable, publish a new version"
+    )]
     DuplicateVersion { name: String, version: String },
     #[error("{0} not found")]
     NotFound(String),
@@ -57,9 +59,7 @@ impl Coded for RegistryError {
     }
     fn details(&self) -> Option<serde_json::Value> {
         match self {
-            RegistryError::InvalidManifest(issues) => {
-                Some(serde_json::json!({ "issues": issues }))
-            }
+            RegistryError::InvalidManifest(issues) => Some(serde_json::json!({ "issues": issues })),
             _ => None,
         }
     }
@@ -199,7 +199,8 @@ impl Registry {
         let opts = ParseOptions {
             default_namespace: Some(&who.user),
         };
-        let server = manifest::parse(body, format, &opts).map_err(RegistryError::InvalidManifest)?;
+        let server =
+            manifest::parse(body, format, &opts).map_err(RegistryError::InvalidManifest)?;
         self.accounts.check_publish(who, server.namespace())?;
         let now = self.ambient.now_ms();
         let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
@@ -250,7 +251,11 @@ impl Registry {
             w.put(&vkey, &record)?;
             w.put(server.name.as_bytes(), &pkg)?;
             let generation = w.bump_generation()?;
-            let latest = if becomes_latest { record.clone() } else { current.unwrap_or(record.clone()) };
+            let latest = if becomes_latest {
+                record.clone()
+            } else {
+                current.unwrap_or(record.clone())
+            };
             Ok::<_, RegistryError>((
                 VersionInfo {
                     record,
@@ -293,10 +298,9 @@ impl Registry {
         let this = Arc::clone(self);
         let who = who.clone();
         let (name, version) = (name.to_string(), version.to_string());
-        let (info, change, generation) = run_blocking(move || {
-            this.set_status_blocking(&who, &name, &version, status, message)
-        })
-        .await??;
+        let (info, change, generation) =
+            run_blocking(move || this.set_status_blocking(&who, &name, &version, status, message))
+                .await??;
         self.indexer
             .submit(vec![change], generation)
             .await
@@ -340,7 +344,13 @@ impl Registry {
             let all = w.scan_prefix::<VersionRecord>(&versions_prefix(name))?;
             let all: Vec<VersionRecord> = all
                 .into_iter()
-                .map(|(_, v)| if v.server.version == rec.server.version { rec.clone() } else { v })
+                .map(|(_, v)| {
+                    if v.server.version == rec.server.version {
+                        rec.clone()
+                    } else {
+                        v
+                    }
+                })
                 .collect();
             let latest = latest::pick_latest(&all).cloned();
             pkg.latest = latest.as_ref().map(|l| l.server.version.clone());
@@ -355,7 +365,14 @@ impl Registry {
                     is_latest: true,
                 },
             });
-            Ok::<_, RegistryError>((VersionInfo { record: rec, is_latest }, pkg_info, generation))
+            Ok::<_, RegistryError>((
+                VersionInfo {
+                    record: rec,
+                    is_latest,
+                },
+                pkg_info,
+                generation,
+            ))
         })?;
         let change = match pkg_info {
             Some(p) => change_for(&p),
@@ -479,7 +496,11 @@ impl Registry {
     }
 
     /// Full-text search with facets; `cursor` is the opaque value from a previous page.
-    pub fn search(&self, mut q: SearchQuery, cursor: Option<&str>) -> Result<SearchResult, RegistryError> {
+    pub fn search(
+        &self,
+        mut q: SearchQuery,
+        cursor: Option<&str>,
+    ) -> Result<SearchResult, RegistryError> {
         q.offset = match cursor {
             Some(c) => decode_cursor(c)?
                 .parse()
@@ -528,10 +549,16 @@ fn matches_filter(info: &PackageInfo, f: &ListFilter) -> bool {
         None => rec.status != VersionStatus::Deleted,
     };
     status_ok
-        && f.category.as_ref().is_none_or(|c| s.ext.categories.contains(c))
+        && f.category
+            .as_ref()
+            .is_none_or(|c| s.ext.categories.contains(c))
         && f.tag.as_ref().is_none_or(|t| s.ext.tags.contains(t))
-        && f.transport.as_ref().is_none_or(|t| s.transports().contains(t))
-        && f.registry_type.as_ref().is_none_or(|t| s.registry_types().contains(t))
+        && f.transport
+            .as_ref()
+            .is_none_or(|t| s.transports().contains(t))
+        && f.registry_type
+            .as_ref()
+            .is_none_or(|t| s.registry_types().contains(t))
         && f.has_secrets.is_none_or(|h| s.has_secrets() == h)
 }
 
@@ -579,7 +606,9 @@ fn decode_cursor(c: &str) -> Result<String, RegistryError> {
         .decode(c.as_bytes())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| RegistryError::Invalid("cursor is not valid; pass back nextCursor exactly".into()))
+        .ok_or_else(|| {
+            RegistryError::Invalid("cursor is not valid; pass back nextCursor exactly".into())
+        })
 }
 
 /// Run store work off the async threads: redb commits fsync.
@@ -590,6 +619,3 @@ async fn run_blocking<T: Send + 'static>(
         .await
         .map_err(|e| RegistryError::Store(StoreError::Db(format!("worker failed: {e}"))))
 }
-
-#[cfg(test)]
-mod tests;

@@ -24,7 +24,9 @@ const META_GENERATION: &str = "generation";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("data file was written by a newer Sigil (schema {found}, this build knows up to {known}); upgrade Sigil or restore a matching backup")]
+    #[error(
+        "data file was written by a newer Sigil (schema {found}, this build knows up to {known}); upgrade Sigil or restore a matching backup"
+    )]
     SchemaTooNew { found: u32, known: u32 },
     #[error("data file is already in use by another Sigil process")]
     Locked,
@@ -103,7 +105,11 @@ fn encode<R: Record>(r: &R) -> Vec<u8> {
         d: &'a T,
     }
     // Records are plain data with string keys: serializing them cannot fail.
-    serde_json::to_vec(&EnvelopeRef { v: R::VERSION, d: r }).unwrap_or_default()
+    serde_json::to_vec(&EnvelopeRef {
+        v: R::VERSION,
+        d: r,
+    })
+    .unwrap_or_default()
 }
 
 fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
@@ -170,10 +176,7 @@ impl Store {
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
         let tx = self.db.begin_write().map_err(StoreError::from)?;
-        let mut w = WriteTx {
-            tx,
-            bumped: false,
-        };
+        let mut w = WriteTx { tx, bumped: false };
         let out = f(&mut w)?;
         if w.bumped {
             let generation = w.generation()? + 1;
@@ -283,7 +286,9 @@ impl Reader for ReadTx {
     }
     fn generation(&self) -> Result<u64, StoreError> {
         let meta = self.tx.open_table(META)?;
-        Ok(meta.get(META_GENERATION)?.map_or(0, |v| u64_from(v.value())))
+        Ok(meta
+            .get(META_GENERATION)?
+            .map_or(0, |v| u64_from(v.value())))
     }
 }
 
@@ -303,7 +308,9 @@ impl Reader for WriteTx {
     }
     fn generation(&self) -> Result<u64, StoreError> {
         let meta = self.tx.open_table(META)?;
-        Ok(meta.get(META_GENERATION)?.map_or(0, |v| u64_from(v.value())))
+        Ok(meta
+            .get(META_GENERATION)?
+            .map_or(0, |v| u64_from(v.value())))
     }
 }
 

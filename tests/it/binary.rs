@@ -55,7 +55,11 @@ async fn serve_prints_credentials_once_and_answers() {
     let (child, base, lines) = start(tmp.path());
     let key = lines
         .iter()
-        .find_map(|l| l.trim().strip_prefix("API key:").map(|k| k.trim().to_string()))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("API key:")
+                .map(|k| k.trim().to_string())
+        })
         .expect("first start prints an API key");
     assert!(key.starts_with("sgl_"));
     assert!(tmp.path().join("sigil.redb").exists());
@@ -106,7 +110,10 @@ fn serve_help_lists_every_setting_with_its_default() {
         ("--config", "sigil.toml"),
     ] {
         assert!(help.contains(flag), "{flag} missing from help:\n{help}");
-        assert!(help.contains(default), "default {default} missing from help:\n{help}");
+        assert!(
+            help.contains(default),
+            "default {default} missing from help:\n{help}"
+        );
     }
     assert!(help.contains("SIGIL_LISTEN"), "env names shown:\n{help}");
 }

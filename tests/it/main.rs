@@ -4,5 +4,6 @@
 mod binary;
 mod manifests;
 mod registry;
+mod snapshots;
 mod support;
 mod tidy;

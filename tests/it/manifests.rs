@@ -18,14 +18,29 @@ async fn invalid_manifests_are_rejected_with_paths_and_store_nothing() {
             cols.next().unwrap_or(""),
         );
         let body = fixture(&format!("manifests/invalid/{file}"));
-        let r = app.publish(Some(&app.admin_key), &body, content_type_for(file)).await;
-        assert!(r.status.is_client_error(), "{file}: got {} {}", r.status, r.body);
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{file}: {}", r.body);
-        assert_eq!(r.code(), "invalid_manifest", "{file}");
-        let issues = r.body["error"]["details"]["issues"].as_array().expect("issues listed");
+        let r = app
+            .publish(Some(&app.admin_key), &body, content_type_for(file))
+            .await;
         assert!(
-            issues.iter().any(|i| i["path"] == path
-                && i["message"].as_str().unwrap_or("").contains(needle)),
+            r.status.is_client_error(),
+            "{file}: got {} {}",
+            r.status,
+            r.body
+        );
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{file}: {}",
+            r.body
+        );
+        assert_eq!(r.code(), "invalid_manifest", "{file}");
+        let issues = r.body["error"]["details"]["issues"]
+            .as_array()
+            .expect("issues listed");
+        assert!(
+            issues
+                .iter()
+                .any(|i| i["path"] == path && i["message"].as_str().unwrap_or("").contains(needle)),
             "{file}: expected an issue at {path:?} containing {needle:?}, got {issues:?}"
         );
         count += 1;
@@ -40,13 +55,16 @@ async fn invalid_manifests_are_rejected_with_paths_and_store_nothing() {
 #[tokio::test]
 async fn valid_fixtures_all_publish() {
     let app = TestApp::start().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/valid");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests/valid");
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let file = path.file_name().unwrap().to_string_lossy().to_string();
         let body = std::fs::read_to_string(&path).unwrap();
-        let r = app.publish(Some(&app.admin_key), &body, content_type_for(&file)).await;
+        let r = app
+            .publish(Some(&app.admin_key), &body, content_type_for(&file))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{file}: {}", r.body);
         count += 1;
     }

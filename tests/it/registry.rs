@@ -7,11 +7,19 @@ const EVERYTHING: &str = "io.github.modelcontextprotocol/server-everything";
 
 async fn publish_both(app: &TestApp) {
     let r = app
-        .publish(Some(&app.admin_key), &fixture("publish/weather.mcp.yaml"), "application/yaml")
+        .publish(
+            Some(&app.admin_key),
+            &fixture("publish/weather.mcp.yaml"),
+            "application/yaml",
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = app
-        .publish(Some(&app.admin_key), &fixture("publish/everything.server.json"), "application/json")
+        .publish(
+            Some(&app.admin_key),
+            &fixture("publish/everything.server.json"),
+            "application/json",
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
@@ -19,7 +27,11 @@ async fn publish_both(app: &TestApp) {
 fn names(results: &serde_json::Value) -> Vec<String> {
     results
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r["name"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -43,24 +55,37 @@ async fn publish_yaml_and_json_then_read_back_and_search() {
     publish_both(&app).await;
 
     // A bare mcp.yaml name lands in the publisher's namespace.
-    let r = app.get(&format!("/api/v1/packages/{}", enc("admin/weather"))).await;
+    let r = app
+        .get(&format!("/api/v1/packages/{}", enc("admin/weather")))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["latestVersion"], "1.2.0");
     assert_eq!(r.body["toolCount"], 2);
     assert_eq!(r.body["requiredSecretCount"], 1);
     let server = &r.body["latest"]["server"];
-    let env = server["packages"][0]["environmentVariables"].as_array().unwrap();
-    let key = env.iter().find(|e| e["name"] == "OPENWEATHER_API_KEY").unwrap();
+    let env = server["packages"][0]["environmentVariables"]
+        .as_array()
+        .unwrap();
+    let key = env
+        .iter()
+        .find(|e| e["name"] == "OPENWEATHER_API_KEY")
+        .unwrap();
     assert_eq!(key["isSecret"], true);
     assert_eq!(key["isRequired"], true);
 
     let r = app
-        .get(&format!("/api/v1/packages/{}/versions/latest", enc(EVERYTHING)))
+        .get(&format!(
+            "/api/v1/packages/{}/versions/latest",
+            enc(EVERYTHING)
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["version"], "2025.9.25");
     assert_eq!(r.body["isLatest"], true);
-    assert_eq!(r.body["server"]["repository"]["subfolder"], "src/everything");
+    assert_eq!(
+        r.body["server"]["repository"]["subfolder"],
+        "src/everything"
+    );
     assert_eq!(
         r.body["server"]["packages"][0]["identifier"],
         "@modelcontextprotocol/server-everything"
@@ -72,7 +97,12 @@ async fn publish_yaml_and_json_then_read_back_and_search() {
     assert_eq!(names(&r.body["results"]), vec!["admin/weather"]);
     // A typo.
     let r = app.get("/api/v1/search?q=precipitaton").await;
-    assert_eq!(names(&r.body["results"]), vec!["admin/weather"], "{}", r.body);
+    assert_eq!(
+        names(&r.body["results"]),
+        vec!["admin/weather"],
+        "{}",
+        r.body
+    );
     let r = app.get("/api/v1/search?q=notificatons").await;
     assert_eq!(names(&r.body["results"]), vec![EVERYTHING], "{}", r.body);
     // Facets and filters.
@@ -88,20 +118,31 @@ async fn duplicate_version_is_409_and_changes_nothing() {
     let app = TestApp::start().await;
     publish_both(&app).await;
     let before = app
-        .get(&format!("/api/v1/packages/{}/versions/1.2.0", enc("admin/weather")))
+        .get(&format!(
+            "/api/v1/packages/{}/versions/1.2.0",
+            enc("admin/weather")
+        ))
         .await;
     let altered = fixture("publish/weather.mcp.yaml").replace(
         "Current conditions and forecasts from OpenWeatherMap",
         "Something else entirely",
     );
-    let r = app.publish(Some(&app.admin_key), &altered, "application/yaml").await;
+    let r = app
+        .publish(Some(&app.admin_key), &altered, "application/yaml")
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert_eq!(r.code(), "duplicate_version");
     let after = app
-        .get(&format!("/api/v1/packages/{}/versions/1.2.0", enc("admin/weather")))
+        .get(&format!(
+            "/api/v1/packages/{}/versions/1.2.0",
+            enc("admin/weather")
+        ))
         .await;
     assert_eq!(before.body, after.body);
-    assert_eq!(after.body["server"]["description"], "Current conditions and forecasts from OpenWeatherMap");
+    assert_eq!(
+        after.body["server"]["description"],
+        "Current conditions and forecasts from OpenWeatherMap"
+    );
 }
 
 #[tokio::test]
@@ -112,17 +153,27 @@ async fn concurrent_publishes_of_one_version_let_exactly_one_win() {
     for _ in 0..8 {
         let (app, body) = (app.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
-            app.publish(Some(&app.admin_key), &body, "application/json").await.status
+            app.publish(Some(&app.admin_key), &body, "application/json")
+                .await
+                .status
         }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
-    let conflicts = statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let conflicts = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
     assert_eq!((created, conflicts), (1, 7), "{statuses:?}");
-    let r = app.get(&format!("/api/v1/packages/{}/versions", enc(EVERYTHING))).await;
+    let r = app
+        .get(&format!("/api/v1/packages/{}/versions", enc(EVERYTHING)))
+        .await;
     assert_eq!(r.body["versions"].as_array().unwrap().len(), 1);
 }
 
@@ -130,12 +181,16 @@ async fn concurrent_publishes_of_one_version_let_exactly_one_win() {
 async fn restart_keeps_everything_and_a_deleted_index_is_rebuilt() {
     let app = TestApp::start().await;
     publish_both(&app).await;
-    let before = app.get(&format!("/api/v1/packages/{}", enc(EVERYTHING))).await;
+    let before = app
+        .get(&format!("/api/v1/packages/{}", enc(EVERYTHING)))
+        .await;
     let (tmp, key) = app.stop().await;
     let tmp = tmp.unwrap();
 
     let app = TestApp::start_in(tmp.path(), Some(key.clone())).await;
-    let after = app.get(&format!("/api/v1/packages/{}", enc(EVERYTHING))).await;
+    let after = app
+        .get(&format!("/api/v1/packages/{}", enc(EVERYTHING)))
+        .await;
     assert_eq!(before.body, after.body);
     let r = app.get("/api/v1/search?q=precipitation").await;
     assert_eq!(names(&r.body["results"]), vec!["admin/weather"]);
@@ -147,7 +202,12 @@ async fn restart_keeps_everything_and_a_deleted_index_is_rebuilt() {
     let app = TestApp::start_in(tmp.path(), Some(key)).await;
     assert!(tmp.path().join("index").exists());
     let r = app.get("/api/v1/search?q=wether").await;
-    assert_eq!(names(&r.body["results"]), vec!["admin/weather"], "{}", r.body);
+    assert_eq!(
+        names(&r.body["results"]),
+        vec!["admin/weather"],
+        "{}",
+        r.body
+    );
     let r = app.get("/api/v1/search?q=echoes").await;
     assert_eq!(names(&r.body["results"]), vec![EVERYTHING], "{}", r.body);
     app.stop().await;
@@ -161,27 +221,42 @@ async fn auth_is_required_and_namespaces_are_enforced() {
     let r = app.publish(None, &body, "application/json").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "unauthorized");
-    let r = app.publish(Some("sgl_unknownkey"), &body, "application/json").await;
+    let r = app
+        .publish(Some("sgl_unknownkey"), &body, "application/json")
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = app.publish(Some("not-even-a-sigil-key"), &body, "application/json").await;
+    let r = app
+        .publish(Some("not-even-a-sigil-key"), &body, "application/json")
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     let bob = app.member("bob").await;
     let r = app.publish(Some(&bob), &body, "application/json").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(r.code(), "forbidden");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("bob"), "names allowed namespaces");
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains("bob"),
+        "names allowed namespaces"
+    );
 
     // Bob's own namespace works, and a granted one too.
     let own = body.replace(EVERYTHING, "bob/everything");
     let r = app.publish(Some(&bob), &own, "application/json").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = app
-        .post_json(Some(&bob), "/api/v1/namespaces/io.github.modelcontextprotocol/members", &json!({"user": "bob"}))
+        .post_json(
+            Some(&bob),
+            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
+            &json!({"user": "bob"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "members cannot grant");
     let r = app
-        .post_json(Some(&app.admin_key), "/api/v1/namespaces/io.github.modelcontextprotocol/members", &json!({"user": "bob"}))
+        .post_json(
+            Some(&app.admin_key),
+            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
+            &json!({"user": "bob"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = app.publish(Some(&bob), &body, "application/json").await;
@@ -190,18 +265,33 @@ async fn auth_is_required_and_namespaces_are_enforced() {
     // Another member cannot change bob's package.
     let carol = app.member("carol").await;
     let r = app
-        .patch_json(&carol, &format!("/api/v1/packages/{}/versions/2025.9.25/status", enc("bob/everything")), &json!({"status": "deprecated"}))
+        .patch_json(
+            &carol,
+            &format!(
+                "/api/v1/packages/{}/versions/2025.9.25/status",
+                enc("bob/everything")
+            ),
+            &json!({"status": "deprecated"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
 
     // A revoked key stops working at once.
-    let r = app.post_json(Some(&bob), "/api/v1/keys", &json!({"name": "ci"})).await;
+    let r = app
+        .post_json(Some(&bob), "/api/v1/keys", &json!({"name": "ci"}))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let ci_key = r.body["key"].as_str().unwrap().to_string();
     let ci_id = r.body["id"].as_str().unwrap().to_string();
-    assert_eq!(app.get_as(&ci_key, "/api/v1/me").await.status, StatusCode::OK);
+    assert_eq!(
+        app.get_as(&ci_key, "/api/v1/me").await.status,
+        StatusCode::OK
+    );
     let listed = app.get_as(&bob, "/api/v1/keys").await;
-    assert!(!listed.body.to_string().contains(&ci_key), "listing never shows a token");
+    assert!(
+        !listed.body.to_string().contains(&ci_key),
+        "listing never shows a token"
+    );
     let r = app.delete(&bob, &format!("/api/v1/keys/{ci_id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = app.get_as(&ci_key, "/api/v1/me").await;
@@ -214,18 +304,32 @@ async fn latest_is_semver_aware_and_follows_status() {
     let app = TestApp::start().await;
     let yaml = fixture("publish/weather.mcp.yaml");
     for v in ["1.2.0", "1.10.0", "1.9.0"] {
-        let body = yaml.replace("version: 1.2.0\nrepository", &format!("version: {v}\nrepository"));
-        let r = app.publish(Some(&app.admin_key), &body, "application/yaml").await;
+        let body = yaml.replace(
+            "version: 1.2.0\nrepository",
+            &format!("version: {v}\nrepository"),
+        );
+        let r = app
+            .publish(Some(&app.admin_key), &body, "application/yaml")
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
     let pkg = format!("/api/v1/packages/{}", enc("admin/weather"));
     assert_eq!(app.get(&pkg).await.body["latestVersion"], "1.10.0");
     let vs = app.get(&format!("{pkg}/versions")).await;
-    let order: Vec<_> = vs.body["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_string()).collect();
+    let order: Vec<_> = vs.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(order, vec!["1.10.0", "1.9.0", "1.2.0"]);
 
     let r = app
-        .patch_json(&app.admin_key, &format!("{pkg}/versions/1.10.0/status"), &json!({"status": "deleted", "statusMessage": "broken build"}))
+        .patch_json(
+            &app.admin_key,
+            &format!("{pkg}/versions/1.10.0/status"),
+            &json!({"status": "deleted", "statusMessage": "broken build"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["status"], "deleted");
@@ -233,15 +337,31 @@ async fn latest_is_semver_aware_and_follows_status() {
     assert_eq!(app.get(&pkg).await.body["latestVersion"], "1.9.0");
 
     let r = app
-        .patch_json(&app.admin_key, &format!("{pkg}/versions/1.9.0/status"), &json!({"status": "active", "statusMessage": "x"}))
+        .patch_json(
+            &app.admin_key,
+            &format!("{pkg}/versions/1.9.0/status"),
+            &json!({"status": "active", "statusMessage": "x"}),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "message not allowed with active");
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "message not allowed with active"
+    );
     let r = app
-        .patch_json(&app.admin_key, &format!("{pkg}/versions/1.9.0/status"), &json!({"status": "bogus"}))
+        .patch_json(
+            &app.admin_key,
+            &format!("{pkg}/versions/1.9.0/status"),
+            &json!({"status": "bogus"}),
+        )
         .await;
     assert_eq!(r.code(), "invalid_request");
     let r = app
-        .patch_json(&app.admin_key, &format!("{pkg}/versions/9.9.9/status"), &json!({"status": "deprecated"}))
+        .patch_json(
+            &app.admin_key,
+            &format!("{pkg}/versions/9.9.9/status"),
+            &json!({"status": "deprecated"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
@@ -252,7 +372,9 @@ async fn list_paginates_with_cursors_and_filters() {
     let yaml = fixture("publish/weather.mcp.yaml");
     for i in 0..7 {
         let body = yaml.replace("name: weather", &format!("name: weather-{i}"));
-        let r = app.publish(Some(&app.admin_key), &body, "application/yaml").await;
+        let r = app
+            .publish(Some(&app.admin_key), &body, "application/yaml")
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
     publish_both(&app).await;
@@ -278,11 +400,21 @@ async fn list_paginates_with_cursors_and_filters() {
     sorted.sort();
     assert_eq!(seen, sorted);
 
-    let r = app.get("/api/v1/packages?transport=stdio&category=testing").await;
+    let r = app
+        .get("/api/v1/packages?transport=stdio&category=testing")
+        .await;
     assert_eq!(names(&r.body["packages"]), vec![EVERYTHING]);
     let r = app.get("/api/v1/packages?hasSecrets=true&limit=100").await;
     assert_eq!(names(&r.body["packages"]).len(), 8);
-    for bad in ["limit=0", "limit=101", "limit=x", "hasSecrets=maybe", "cursor=%%%", "status=gone", "bogus=1"] {
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "hasSecrets=maybe",
+        "cursor=%%%",
+        "status=gone",
+        "bogus=1",
+    ] {
         let r = app.get(&format!("/api/v1/packages?{bad}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
         assert_eq!(r.code(), "invalid_request", "{bad}");
@@ -294,7 +426,9 @@ async fn oversized_bodies_get_413_json() {
     let tmp = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(tmp.path(), None, |c| c.max_body_bytes = 4096).await;
     let big = format!("name: x\ndescription: {}\n", "a".repeat(10_000));
-    let r = app.publish(Some(&app.admin_key), &big, "application/yaml").await;
+    let r = app
+        .publish(Some(&app.admin_key), &big, "application/yaml")
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.code(), "payload_too_large");
     app.stop().await;

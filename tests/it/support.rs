@@ -26,7 +26,9 @@ pub struct Resp {
 impl Resp {
     /// The stable error code of a JSON error body.
     pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error code>")
     }
 }
 
@@ -109,7 +111,8 @@ impl TestApp {
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> Resp {
-        self.send(self.client.get(self.url(path)).bearer_auth(key)).await
+        self.send(self.client.get(self.url(path)).bearer_auth(key))
+            .await
     }
 
     pub async fn post_json(&self, key: Option<&str>, path: &str, body: &Value) -> Resp {
@@ -121,12 +124,18 @@ impl TestApp {
     }
 
     pub async fn patch_json(&self, key: &str, path: &str, body: &Value) -> Resp {
-        self.send(self.client.patch(self.url(path)).bearer_auth(key).json(body))
-            .await
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .bearer_auth(key)
+                .json(body),
+        )
+        .await
     }
 
     pub async fn delete(&self, key: &str, path: &str) -> Resp {
-        self.send(self.client.delete(self.url(path)).bearer_auth(key)).await
+        self.send(self.client.delete(self.url(path)).bearer_auth(key))
+            .await
     }
 
     /// Publish a manifest body with the content type of its format.
@@ -167,7 +176,9 @@ pub fn fixture(rel: &str) -> String {
 
 /// Percent-encode a package name for a path segment.
 pub fn enc(name: &str) -> String {
-    name.replace('%', "%25").replace('/', "%2F").replace('+', "%2B")
+    name.replace('%', "%25")
+        .replace('/', "%2F")
+        .replace('+', "%2B")
 }
 
 pub fn content_type_for(file: &str) -> &'static str {

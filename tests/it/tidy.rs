@@ -28,7 +28,13 @@ fn only_the_owning_module_imports_each_dependency() {
     let mut violations = Vec::new();
     for f in &files {
         let rel = f.strip_prefix(&src).unwrap();
-        let top = rel.components().next().unwrap().as_os_str().to_string_lossy().to_string();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .to_string();
         let text = std::fs::read_to_string(f).unwrap();
         for (krate, allowed) in RULES {
             if allowed.contains(&top.as_str()) {
@@ -42,7 +48,11 @@ fn only_the_owning_module_imports_each_dependency() {
             }
         }
     }
-    assert!(violations.is_empty(), "boundary violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "boundary violations:\n{}",
+        violations.join("\n")
+    );
     assert!(files.len() > 10, "scanned the real tree");
 }
 
@@ -53,7 +63,13 @@ fn handlers_never_touch_store_transactions() {
     rust_files(&api, &mut files);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for needle in [".write(|", ".read(|", "WriteTx", "ReadTx", "crate::store::Store"] {
+        for needle in [
+            ".write(|",
+            ".read(|",
+            "WriteTx",
+            "ReadTx",
+            "crate::store::Store",
+        ] {
             assert!(!text.contains(needle), "{} uses {needle}", f.display());
         }
     }
@@ -61,6 +77,7 @@ fn handlers_never_touch_store_transactions() {
 
 #[test]
 fn main_stays_tiny() {
-    let main = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
+    let main =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
     assert!(main.lines().count() < 50);
 }

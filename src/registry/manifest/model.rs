@@ -221,7 +221,12 @@ impl ServerVersion {
         self.packages
             .iter()
             .flat_map(|p| p.environment_variables.iter())
-            .chain(self.ext.command.iter().flat_map(|c| c.environment_variables.iter()))
+            .chain(
+                self.ext
+                    .command
+                    .iter()
+                    .flat_map(|c| c.environment_variables.iter()),
+            )
     }
 
     /// True when running the server needs at least one secret from its user.
