@@ -32,6 +32,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The official registry API (`/v0`, `/v0.1`) answers a few codes differently: like the
+/// official server, every business failure of a publish or status change is a 400.
+pub fn official_status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::DuplicateVersion | ErrorCode::Conflict => StatusCode::BAD_REQUEST,
+        other => status_of(other),
+    }
+}
+
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
@@ -109,4 +118,122 @@ pub fn from_query_rejection(r: QueryRejection) -> ApiError {
 
 pub fn from_path_rejection(r: PathRejection) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, r.body_text())
+}
+
+/// RFC 9457 problem details: the error shape of the official registry API (`/v0`,
+/// `/v0.1`), served as `application/problem+json`:
+/// `{title, status, detail, errors:[{message, location?, value?}], error}`. `error`
+/// repeats `detail` for clients written against the generic OpenAPI spec, which documents
+/// `{"error": "…"}`.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub detail: String,
+    pub errors: Vec<serde_json::Value>,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+            hint: None,
+        }
+    }
+
+    /// A parameter or body field outside its declared schema: 422 "validation failed",
+    /// as the official server (huma) answers it. `location` is like `query.limit`.
+    pub fn validation(
+        location: &str,
+        value: impl Into<serde_json::Value>,
+        message: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail: "validation failed".into(),
+            errors: vec![json!({
+                "message": message.into(),
+                "location": location,
+                "value": value.into(),
+            })],
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Replace the headline; the previous one becomes the first entry of `errors` when
+    /// there are none, so nothing specific is lost.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        if self.errors.is_empty() {
+            self.errors.push(json!({ "message": self.detail }));
+        }
+        self.detail = detail.into();
+        self
+    }
+}
+
+impl From<ApiError> for Problem {
+    fn from(e: ApiError) -> Self {
+        // Manifest issues become one entry each, located like huma locates body fields.
+        let errors = e
+            .details
+            .as_ref()
+            .and_then(|d| d.get("issues"))
+            .and_then(serde_json::Value::as_array)
+            .map(|issues| {
+                issues
+                    .iter()
+                    .map(|i| {
+                        let path = i["path"].as_str().unwrap_or_default();
+                        let location = if path.is_empty() {
+                            "body".to_string()
+                        } else {
+                            format!("body.{path}")
+                        };
+                        json!({ "message": i["message"], "location": location })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Problem {
+            status: official_status_of(e.code),
+            detail: e.message,
+            errors,
+            hint: e.hint,
+        }
+    }
+}
+
+/// Any domain error renders through its code, like [`ApiError`].
+impl<E: Coded> From<E> for Problem {
+    fn from(e: E) -> Self {
+        Problem::from(ApiError::from(e))
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "errors": self.errors,
+            "error": self.detail,
+        });
+        if let Some(h) = self.hint {
+            body["hint"] = h.into();
+        }
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
 }

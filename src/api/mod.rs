@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 pub mod error;
+mod official;
 mod packages;
 mod views;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, patch, post};
 use serde_json::json;
@@ -43,8 +45,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
+        // The official MCP registry API: the same handlers under both prefixes.
+        .nest("/v0", official::router())
+        .nest("/v0.1", official::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Wraps every route and fallback; for /v0* only: NUL check, trailing-slash
+        // redirect, CORS (preflights answered before any handler).
+        .layer(middleware::from_fn(official::edge))
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
         .with_state(app)
 }

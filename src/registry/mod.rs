@@ -7,6 +7,7 @@
 
 mod latest;
 pub mod manifest;
+mod versions;
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -25,6 +26,7 @@ use crate::store::{
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
 
 pub use latest::is_newer;
+pub use versions::{VersionEntry, VersionFilter, VersionSelector};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -283,18 +285,7 @@ impl Registry {
         status: VersionStatus,
         message: Option<String>,
     ) -> Result<VersionInfo, RegistryError> {
-        if let Some(m) = &message {
-            if m.chars().count() > 500 {
-                return Err(RegistryError::Invalid(
-                    "statusMessage must be at most 500 characters".into(),
-                ));
-            }
-            if status == VersionStatus::Active {
-                return Err(RegistryError::Invalid(
-                    "statusMessage is not allowed when status is active".into(),
-                ));
-            }
-        }
+        check_status_message(status, message.as_deref())?;
         let this = Arc::clone(self);
         let who = who.clone();
         let (name, version) = (name.to_string(), version.to_string());
@@ -531,6 +522,23 @@ impl Registry {
     pub async fn shutdown(&self) {
         self.indexer.clone().shutdown().await;
     }
+}
+
+/// A status message is optional, at most 500 characters, and not allowed with `active`.
+fn check_status_message(status: VersionStatus, message: Option<&str>) -> Result<(), RegistryError> {
+    if let Some(m) = message {
+        if m.chars().count() > 500 {
+            return Err(RegistryError::Invalid(
+                "statusMessage must be at most 500 characters".into(),
+            ));
+        }
+        if status == VersionStatus::Active {
+            return Err(RegistryError::Invalid(
+                "statusMessage is not allowed when status is active".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_version(pkg: &PackageRecord, version: &str) -> String {

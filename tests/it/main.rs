@@ -3,6 +3,7 @@
 
 mod binary;
 mod manifests;
+mod official;
 mod registry;
 mod snapshots;
 mod support;
