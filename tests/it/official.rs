@@ -1368,3 +1368,23 @@ async fn mcp_publisher_flow() {
     .await;
     assert_problem(&r, StatusCode::UNAUTHORIZED);
 }
+
+/// The wire shapes, pinned: a list item (timestamps redacted), a problem, a validation.
+#[tokio::test]
+async fn official_json_shapes() {
+    let app = TestApp::start().await;
+    publish_ok(&app, &doc("pypi-weather.json")).await;
+    let r = get(&app, "/v0.1/servers?limit=1").await;
+    insta::assert_json_snapshot!("official_server_list", r.body, {
+        ".servers[]._meta.*.publishedAt" => "[time]",
+        ".servers[]._meta.*.updatedAt" => "[time]",
+        ".servers[]._meta.*.statusChangedAt" => "[time]",
+    });
+    let r = publish(&app, &app.admin_key, &doc("pypi-weather.json")).await;
+    insta::assert_json_snapshot!("official_duplicate_problem", r.body);
+    let mut bad = doc("pypi-weather.json");
+    bad["packages"][0]["registryType"] = "gem".into();
+    bad["extra"] = json!(1);
+    let r = call(&app, Method::POST, "/v0.1/validate", None, Some(&bad)).await;
+    insta::assert_json_snapshot!("official_validation", r.body);
+}
