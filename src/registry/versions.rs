@@ -81,6 +81,16 @@ impl Registry {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<VersionEntry>, RegistryError> {
+        self.list_versions_flat_in(filter, cursor, limit, BATCH)
+    }
+
+    fn list_versions_flat_in(
+        &self,
+        filter: &VersionFilter,
+        cursor: Option<&str>,
+        limit: usize,
+        batch_size: usize,
+    ) -> Result<Page<VersionEntry>, RegistryError> {
         let mut start = match cursor {
             Some(c) => {
                 let mut key = decode_version_cursor(c)?;
@@ -99,8 +109,8 @@ impl Registry {
             let mut items: Vec<VersionEntry> = Vec::new();
             let mut pkg: Option<PackageRecord> = None;
             loop {
-                let batch = r.range::<VersionRecord>(start.as_deref(), None, BATCH)?;
-                let exhausted = batch.len() < BATCH;
+                let batch = r.range::<VersionRecord>(start.as_deref(), None, batch_size)?;
+                let exhausted = batch.len() < batch_size;
                 for (mut key, record) in batch {
                     key.push(0);
                     start = Some(key);
@@ -338,6 +348,92 @@ fn drop_empty_repository(body: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ambient::Ambient;
+    use crate::app::App;
+    use crate::config::Config;
+
+    /// Walk every page; returns `name@version` rows.
+    fn walk(reg: &Registry, filter: &VersionFilter, limit: usize, batch: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = reg
+                .list_versions_flat_in(filter, cursor.as_deref(), limit, batch)
+                .unwrap();
+            assert!(!page.items.is_empty() || cursor.is_none(), "no empty pages");
+            out.extend(page.items.iter().map(|e| {
+                let s = &e.info.record.server;
+                format!("{}@{}", s.name, s.version)
+            }));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn flat_listing_is_exact_across_read_batches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: tmp.path().to_path_buf(),
+            ..Config::default()
+        };
+        let (app, boot) = App::open(config, Ambient::default()).unwrap();
+        let admin = app.accounts.authenticate(&boot.unwrap().api_key).unwrap();
+        let mut expected = Vec::new();
+        for (n, versions) in [
+            ("io.github.z/last", &["1.0.0"][..]),
+            ("com.acme/aa", &["2.0.0", "10.0.0", "1.0.0"][..]),
+            ("com.acme/aa-b", &["0.1.0"][..]),
+            ("com.acme/aa.b", &["0.1.0", "0.2.0"][..]),
+        ] {
+            for v in versions {
+                let body = serde_json::json!({
+                    "name": n, "description": "d", "version": v,
+                    "remotes": [{"type": "sse", "url": "https://example.com/sse"}]
+                });
+                app.registry
+                    .publish(&admin, body.to_string().into_bytes(), None)
+                    .await
+                    .unwrap();
+                expected.push((n.to_string(), v.to_string()));
+            }
+        }
+        expected.sort_by(|a, b| {
+            (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes()))
+        });
+        let expected: Vec<String> = expected.iter().map(|(n, v)| format!("{n}@{v}")).collect();
+        let all = VersionFilter::default();
+        for (limit, batch) in [(1, 1), (2, 3), (3, 2), (100, 1), (7, 256)] {
+            assert_eq!(
+                walk(&app.registry, &all, limit, batch),
+                expected,
+                "{limit}/{batch}"
+            );
+        }
+        // Sparse matches spread over many batches.
+        let latest = VersionFilter {
+            version: Some(VersionSelector::Latest),
+            ..VersionFilter::default()
+        };
+        let want = vec![
+            "com.acme/aa@10.0.0",
+            "com.acme/aa-b@0.1.0",
+            "com.acme/aa.b@0.2.0",
+            "io.github.z/last@1.0.0",
+        ];
+        assert_eq!(walk(&app.registry, &latest, 1, 1), want);
+        let search = VersionFilter {
+            search: Some("A.B".into()),
+            ..VersionFilter::default()
+        };
+        assert_eq!(
+            walk(&app.registry, &search, 1, 2),
+            vec!["com.acme/aa.b@0.1.0", "com.acme/aa.b@0.2.0"]
+        );
+        app.shutdown().await;
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
