@@ -121,6 +121,16 @@ pub enum KeySource {
     Passphrase,
 }
 
+#[derive(Debug, Clone)]
+pub struct VaultStatus {
+    pub key_id: String,
+    pub source: KeySource,
+    pub kdf: Option<KdfParams>,
+    pub secrets: usize,
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+}
+
 /// The unlocked vault: the master key (as a cipher) and the entropy nonces come from.
 pub struct Vault {
     cipher: Cipher,
@@ -287,6 +297,25 @@ impl Vault {
 
     pub fn key_id(&self) -> &str {
         self.cipher.key_id()
+    }
+
+    /// What `sigil vault status` shows. Nothing in it is secret.
+    pub fn status(&self, store: &Store) -> Result<VaultStatus, VaultError> {
+        let record = store
+            .read(|r| r.get::<VaultRecord>(VAULT_KEY))?
+            .ok_or(VaultError::RecordMissing { secrets: 0 })?;
+        Ok(VaultStatus {
+            key_id: record.key_id,
+            source: self.source,
+            kdf: record.kdf.map(|k| KdfParams {
+                memory_kib: k.memory_kib,
+                iterations: k.iterations,
+                parallelism: k.parallelism,
+            }),
+            secrets: count_secrets(store)?,
+            created_at: record.created_at,
+            rotated_at: record.rotated_at,
+        })
     }
 
     pub fn source(&self) -> KeySource {

@@ -4,6 +4,7 @@
 mod binary;
 mod manifests;
 mod registry;
+mod secrets;
 mod snapshots;
 mod support;
 mod tidy;
