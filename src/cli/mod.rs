@@ -1,6 +1,7 @@
 //! The command line: `sigil serve` and, later, the client verbs.
 
 mod bench;
+mod bench_vault;
 mod serve;
 mod vault;
 
