@@ -1,4 +1,5 @@
-//! Wiring: open the store and index, build the domain services, bootstrap the first admin.
+//! Wiring: open the store, unlock the vault, open the index, build the domain services,
+//! bootstrap the first admin.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use crate::config::Config;
 use crate::registry::{Registry, RegistryError};
 use crate::search::{Indexer, SearchError, SearchIndex};
 use crate::store::{Store, StoreError};
+use crate::vault::{Secrets, Vault, VaultError, VaultOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -20,6 +22,8 @@ pub enum StartError {
     },
     #[error("cannot open the data file: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot unlock the vault: {0}")]
+    Vault(#[from] VaultError),
     #[error("cannot open the search index: {0}")]
     Search(#[from] SearchError),
     #[error("cannot prepare the registry: {0}")]
@@ -34,6 +38,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub accounts: Arc<Accounts>,
     pub registry: Arc<Registry>,
+    pub secrets: Arc<Secrets>,
     ready: AtomicBool,
 }
 
@@ -49,6 +54,21 @@ impl App {
             source,
         })?;
         let store = Arc::new(Store::open(&config.db_path())?);
+        // Before anything serves: a vault that cannot be unlocked stops the start.
+        let vault = Vault::open(
+            &store,
+            &config.data_dir,
+            &VaultOptions {
+                passphrase: config.vault_passphrase.clone(),
+                ..VaultOptions::default()
+            },
+            &ambient,
+        )?;
+        let secrets = Arc::new(Secrets::new(
+            store.clone(),
+            Arc::new(vault),
+            ambient.clone(),
+        ));
         let index = open_index(&config.index_dir())?;
         let accounts = Arc::new(Accounts::new(store.clone(), ambient.clone()));
         let indexer = Indexer::start(index.clone());
@@ -73,6 +93,7 @@ impl App {
             store,
             accounts,
             registry,
+            secrets,
             ready: AtomicBool::new(true),
         });
         Ok((app, bootstrap))

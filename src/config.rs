@@ -9,10 +9,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::vault::SecretValue;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./sigil-data";
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 pub const DEFAULT_CONFIG_FILE: &str = "sigil.toml";
+/// Read directly rather than through clap: a passphrase has no business on a command line,
+/// where other users can see it in the process list.
+pub const ENV_VAULT_PASSPHRASE: &str = "SIGIL_VAULT_PASSPHRASE";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -22,6 +27,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// tracing filter, e.g. `info` or `sigil=debug,tower_http=info`.
     pub log: String,
+    /// Derive the vault key from this instead of using `<data>/vault.key`.
+    pub vault_passphrase: Option<SecretValue>,
 }
 
 impl Default for Config {
@@ -33,6 +40,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_body_bytes: DEFAULT_MAX_BODY,
             log: "info".into(),
+            vault_passphrase: None,
         }
     }
 }
@@ -45,6 +53,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
+    /// A file holding the vault passphrase (the passphrase itself never goes in here).
+    pub vault_passphrase_file: Option<PathBuf>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -54,6 +64,17 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
+    /// From `SIGIL_VAULT_PASSPHRASE` (see [`passphrase_from_env`]).
+    pub vault_passphrase: Option<SecretValue>,
+    pub vault_passphrase_file: Option<PathBuf>,
+}
+
+/// `SIGIL_VAULT_PASSPHRASE`, when set and not empty.
+pub fn passphrase_from_env() -> Option<SecretValue> {
+    std::env::var(ENV_VAULT_PASSPHRASE)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(SecretValue::new)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +119,20 @@ impl Config {
             overrides.max_body_bytes,
             overrides.log,
         );
+        let passphrase_file = overrides
+            .vault_passphrase_file
+            .or(parsed.vault_passphrase_file);
+        c.vault_passphrase = match (overrides.vault_passphrase, passphrase_file) {
+            (Some(_), Some(f)) => {
+                return Err(ConfigError::Invalid(format!(
+                    "both {ENV_VAULT_PASSPHRASE} and a vault passphrase file ({}) are set; use one",
+                    f.display()
+                )));
+            }
+            (Some(p), None) => Some(p),
+            (None, Some(f)) => Some(read_passphrase_file(&f)?),
+            (None, None) => None,
+        };
         if c.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
@@ -135,6 +170,29 @@ impl Config {
     }
 }
 
+/// The whole file is the passphrase, minus one trailing line break.
+pub fn read_passphrase_file(path: &Path) -> Result<SecretValue, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut value = SecretValue::new(text);
+    let trimmed = value
+        .expose()
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s));
+    if let Some(t) = trimmed {
+        value = SecretValue::new(t.to_string());
+    }
+    if value.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "the vault passphrase file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(value)
+}
+
 pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
@@ -168,6 +226,39 @@ mod tests {
     fn unknown_keys_are_rejected_by_name() {
         let err = parse_file(Path::new("x.toml"), "listne = \"1.2.3.4:1\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn vault_passphrase_from_file_or_env_not_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pass");
+        std::fs::write(&f, "long passphrase here\r\n").unwrap();
+        let c = Config::load(
+            None,
+            Overrides {
+                vault_passphrase_file: Some(f.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c.vault_passphrase.as_ref().map(|p| p.expose()),
+            Some("long passphrase here")
+        );
+        assert!(
+            !format!("{c:?}").contains("long passphrase"),
+            "Debug redacts"
+        );
+        let err = Config::load(
+            None,
+            Overrides {
+                vault_passphrase_file: Some(f),
+                vault_passphrase: Some(SecretValue::new("x".repeat(20))),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("use one"), "{err}");
     }
 
     #[test]

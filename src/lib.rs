@@ -11,3 +11,4 @@ pub mod error;
 pub mod registry;
 pub mod search;
 pub mod store;
+pub mod vault;

@@ -6,6 +6,7 @@ mod auth;
 pub mod error;
 mod official;
 mod packages;
+mod secrets;
 mod views;
 
 use std::sync::Arc;
@@ -40,7 +41,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/users", post(accounts::create_user))
         .route("/keys", post(accounts::create_key).get(accounts::list_keys))
         .route("/keys/{id}", axum::routing::delete(accounts::revoke_key))
-        .route("/namespaces/{ns}/members", post(accounts::grant_namespace));
+        .route("/namespaces/{ns}/members", post(accounts::grant_namespace))
+        .route("/secrets", post(secrets::create).get(secrets::list))
+        .route(
+            "/secrets/{name}",
+            get(secrets::get)
+                .put(secrets::update)
+                .delete(secrets::delete),
+        );
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

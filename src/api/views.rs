@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use crate::ambient::rfc3339;
 use crate::registry::{PackageInfo, VersionInfo};
 use crate::store::{ApiKeyRecord, UserRecord};
+use crate::vault::SecretInfo;
 
 pub fn version(v: &VersionInfo) -> Value {
     let r = &v.record;
@@ -79,5 +80,17 @@ pub fn api_key(k: &ApiKeyRecord) -> Value {
         "user": k.user,
         "createdAt": rfc3339(k.created_at),
         "revokedAt": k.revoked_at.map(rfc3339),
+    })
+}
+
+/// A secret's metadata. There is no view with the value: it never leaves the vault over HTTP.
+pub fn secret(s: &SecretInfo) -> Value {
+    json!({
+        "name": s.name,
+        "description": s.description,
+        "version": s.version,
+        "createdAt": rfc3339(s.created_at),
+        "updatedAt": rfc3339(s.updated_at),
+        "lastUsedAt": s.last_used_at.map(rfc3339),
     })
 }

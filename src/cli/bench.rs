@@ -17,10 +17,10 @@ use crate::search::SearchQuery;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure (only `registry` today).
+    /// What to measure: `registry` or `vault`.
     #[arg(default_value = "registry")]
     target: String,
-    /// How many versions to publish.
+    /// How many versions to publish (vault: seal/open operations per value size).
     #[arg(long, default_value_t = 10_000)]
     count: usize,
     /// How many search queries to time.
@@ -35,9 +35,12 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.target == "vault" {
+        return super::bench_vault::run(args.count);
+    }
     anyhow::ensure!(
         args.target == "registry",
-        "unknown bench target {:?}",
+        "unknown bench target {:?} (registry or vault)",
         args.target
     );
     let tmp;
@@ -54,9 +57,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     rt.block_on(bench(&args, &data_dir))
 }
 
-struct TempDir(PathBuf);
+pub(super) struct TempDir(pub(super) PathBuf);
 impl TempDir {
-    fn new() -> anyhow::Result<Self> {
+    pub(super) fn new() -> anyhow::Result<Self> {
         let p = std::env::temp_dir().join(format!("sigil-bench-{}", std::process::id()));
         std::fs::create_dir_all(&p)?;
         Ok(TempDir(p))

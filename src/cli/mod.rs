@@ -1,7 +1,9 @@
 //! The command line: `sigil serve` and, later, the client verbs.
 
 mod bench;
+mod bench_vault;
 mod serve;
+mod vault;
 
 use clap::{Parser, Subcommand};
 
@@ -20,8 +22,10 @@ pub struct Cli {
 enum Command {
     /// Run the server: registry API, search and (later) gateway and web UI.
     Serve(serve::ServeArgs),
-    /// Measure the registry: publish throughput, search latency, time to ready.
+    /// Measure the registry (publish, search, time to ready) or the vault (seal/open).
     Bench(bench::BenchArgs),
+    /// Manage the secrets vault of a data directory (with the server stopped).
+    Vault(vault::VaultArgs),
 }
 
 /// Entry point used by main.rs; returns the process exit code.
@@ -30,6 +34,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Vault(args) => vault::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or sigil=debug [default: info]
     #[arg(long, env = "SIGIL_LOG")]
     log: Option<String>,
+    /// Unlock the vault with the passphrase in this file instead of <data>/vault.key
+    /// (SIGIL_VAULT_PASSPHRASE passes the passphrase itself)
+    #[arg(long, env = "SIGIL_VAULT_PASSPHRASE_FILE")]
+    vault_passphrase_file: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -39,6 +43,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir,
             max_body_bytes: args.max_body_bytes,
             log: args.log,
+            vault_passphrase: crate::config::passphrase_from_env(),
+            vault_passphrase_file: args.vault_passphrase_file,
         },
     )?;
     init_tracing(&config.log);
@@ -111,7 +117,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(filter: &str) {
+pub(super) fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

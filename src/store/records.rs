@@ -9,7 +9,16 @@ use serde::{Deserialize, Serialize};
 use super::{Record, Table};
 use crate::registry::manifest::ServerVersion;
 
-pub(super) const ALL_TABLES: &[&str] = &["users", "api_keys", "namespaces", "packages", "versions"];
+pub(super) const ALL_TABLES: &[&str] = &[
+    "users",
+    "api_keys",
+    "namespaces",
+    "packages",
+    "versions",
+    "vault",
+    "secrets",
+    "audit",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -138,5 +147,149 @@ pub fn version_key(name: &str, version: &str) -> Vec<u8> {
 pub fn versions_prefix(name: &str) -> Vec<u8> {
     let mut k = name.as_bytes().to_vec();
     k.push(0);
+    k
+}
+
+/// Bytes in a JSON record: base64 (standard, padded) instead of serde's array of numbers.
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An AEAD ciphertext and what is needed to open it, except the key and the associated data
+/// (which the vault rebuilds from the row the blob sits in, so a moved blob fails to open).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedBlob {
+    /// Which master key sealed it (see `vault::KeyId`), so a mismatch is reported as such
+    /// rather than as tampering.
+    pub key_id: String,
+    #[serde(with = "b64")]
+    pub nonce: Vec<u8>,
+    /// Ciphertext followed by the 16-byte tag.
+    #[serde(with = "b64")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// How a passphrase becomes the master key. Recorded with the data so the parameters can be
+/// raised by a later rotation without breaking existing data dirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfRecord {
+    /// Always `argon2id` today.
+    pub algorithm: String,
+    #[serde(with = "b64")]
+    pub salt: Vec<u8>,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// Key: [`VAULT_KEY`]; one row. Says which master key sealed the data and proves a candidate
+/// key right or wrong without touching any secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VaultRecord {
+    /// Id of the master key every secret is sealed under.
+    pub key_id: String,
+    /// `None`: the key is the file `vault.key`; `Some`: derived from a passphrase.
+    #[serde(default)]
+    pub kdf: Option<KdfRecord>,
+    /// A known plaintext sealed under the master key.
+    pub check: SealedBlob,
+    pub created_at: i64,
+    #[serde(default)]
+    pub rotated_at: Option<i64>,
+}
+impl Record for VaultRecord {
+    const TABLE: Table<Self> = Table::new("vault");
+}
+
+pub const VAULT_KEY: &[u8] = b"vault";
+
+/// Key: [`secret_key`]. The value exists only sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretRecord {
+    /// Owner id: a user id (`usr_…`) today, a team id later.
+    pub owner: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Starts at 1, +1 per value change; part of the sealed blob's associated data.
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+    pub sealed: SealedBlob,
+}
+impl Record for SecretRecord {
+    const TABLE: Table<Self> = Table::new("secrets");
+}
+
+pub fn secret_key(owner: &str, name: &str) -> Vec<u8> {
+    let mut k = secrets_prefix(owner);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The (owner, name) a secret key addresses.
+pub fn parse_secret_key(key: &[u8]) -> Option<(&str, &str)> {
+    let i = key.iter().position(|&b| b == 0)?;
+    let owner = std::str::from_utf8(&key[..i]).ok()?;
+    let name = std::str::from_utf8(&key[i + 1..]).ok()?;
+    Some((owner, name))
+}
+
+/// Prefix of every secret key of one owner.
+pub fn secrets_prefix(owner: &str) -> Vec<u8> {
+    let mut k = owner.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditAction {
+    Create,
+    Update,
+    Delete,
+    /// Plaintext handed out (runtime, gateway).
+    Open,
+    /// Every secret re-sealed under a new master key.
+    Rotate,
+}
+
+/// Key: [`audit_key`], so a range scan is chronological. Append-only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at: i64,
+    pub action: AuditAction,
+    /// The username (or service) that caused it.
+    pub actor: String,
+    pub owner: String,
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// `None` on success; the error code otherwise (never a value).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+impl Record for AuditRecord {
+    const TABLE: Table<Self> = Table::new("audit");
+}
+
+pub fn audit_key(at: i64, id: &str) -> Vec<u8> {
+    let mut k = at.to_be_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
     k
 }

@@ -112,3 +112,34 @@ fn reopen_keeps_data_and_schema() {
     let got = s.read(|r| r.get::<PackageRecord>(b"k")).unwrap();
     assert_eq!(got.unwrap().name, "k");
 }
+
+#[test]
+fn tables_added_later_appear_in_an_existing_data_file() {
+    // A schema-1 file written before the vault existed: only the original tables.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.insert(META_SCHEMA, 1u32.to_be_bytes().as_slice())
+                .unwrap();
+            for t in ["users", "api_keys", "namespaces", "packages", "versions"] {
+                tx.open_table(TableDefinition::<&[u8], &[u8]>::new(t))
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    // Opening creates the new tables without a schema bump, so reads of them work.
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let rows = s.read(|r| r.range::<SecretRecord>(None, None, 10)).unwrap();
+    assert!(rows.is_empty());
+    assert!(
+        s.read(|r| r.get::<VaultRecord>(VAULT_KEY))
+            .unwrap()
+            .is_none()
+    );
+}

@@ -133,6 +133,16 @@ impl TestApp {
         .await
     }
 
+    pub async fn put_json(&self, key: &str, path: &str, body: &Value) -> Resp {
+        self.send(self.client.put(self.url(path)).bearer_auth(key).json(body))
+            .await
+    }
+
+    /// The in-process app, for what has no HTTP endpoint (e.g. the vault's `open_for`).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
     pub async fn delete(&self, key: &str, path: &str) -> Resp {
         self.send(self.client.delete(self.url(path)).bearer_auth(key))
             .await
