@@ -34,6 +34,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub accounts: Arc<Accounts>,
     pub registry: Arc<Registry>,
+    pub ambient: Ambient,
     ready: AtomicBool,
 }
 
@@ -44,6 +45,17 @@ impl App {
         config: Config,
         ambient: Ambient,
     ) -> Result<(Arc<App>, Option<Bootstrap>), StartError> {
+        let app = Self::open_without_bootstrap(config, ambient)?;
+        let bootstrap = app
+            .accounts
+            .bootstrap()
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        Ok((app, bootstrap))
+    }
+
+    /// Open for offline CLI work (mirror pull, bundle import): no admin is created, so a
+    /// later `sigil serve` on a fresh data dir still creates one and shows its credentials.
+    pub fn open_without_bootstrap(config: Config, ambient: Ambient) -> Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -57,7 +69,7 @@ impl App {
             accounts.clone(),
             index,
             indexer,
-            ambient,
+            ambient.clone(),
         ));
         if let Some(took) = registry.ensure_index()? {
             tracing::info!(
@@ -65,17 +77,14 @@ impl App {
                 "search index rebuilt from the store"
             );
         }
-        let bootstrap = accounts
-            .bootstrap()
-            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
-        let app = Arc::new(App {
+        Ok(Arc::new(App {
             config,
             store,
             accounts,
             registry,
+            ambient,
             ready: AtomicBool::new(true),
-        });
-        Ok((app, bootstrap))
+        }))
     }
 
     pub fn is_ready(&self) -> bool {

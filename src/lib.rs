@@ -8,6 +8,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod mirror;
 pub mod registry;
 pub mod search;
 pub mod store;
+pub mod worker;

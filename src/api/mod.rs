@@ -40,7 +40,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/users", post(accounts::create_user))
         .route("/keys", post(accounts::create_key).get(accounts::list_keys))
         .route("/keys/{id}", axum::routing::delete(accounts::revoke_key))
-        .route("/namespaces/{ns}/members", post(accounts::grant_namespace));
+        .route("/namespaces/{ns}/members", post(accounts::grant_namespace))
+        .route("/namespaces/{ns}/takeover", post(packages::take_over));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

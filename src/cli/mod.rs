@@ -1,6 +1,7 @@
 //! The command line: `sigil serve` and, later, the client verbs.
 
 mod bench;
+mod mirror;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure the registry: publish throughput, search latency, time to ready.
     Bench(bench::BenchArgs),
+    /// Mirror another registry, or move one across an air gap as a bundle file.
+    Mirror(mirror::MirrorArgs),
 }
 
 /// Entry point used by main.rs; returns the process exit code.
@@ -30,6 +33,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Mirror(args) => mirror::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

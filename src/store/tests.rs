@@ -112,3 +112,20 @@ fn reopen_keeps_data_and_schema() {
     let got = s.read(|r| r.get::<PackageRecord>(b"k")).unwrap();
     assert_eq!(got.unwrap().name, "k");
 }
+
+#[test]
+fn version_rows_written_before_mirroring_read_as_local() {
+    // A row as schema 1 wrote it before `origin` existed.
+    let old = br#"{"v":1,"d":{"server":{"name":"a/bb","description":"d","version":"1.0.0"},
+        "status":"active","status_changed_at":1,"published_at":1,"updated_at":1,
+        "publisher":"alice"}}"#;
+    let rec = decode::<VersionRecord>(old).unwrap();
+    assert_eq!(rec.origin, None);
+    assert_eq!(rec.server.name, "a/bb");
+    // And a local row is written without the field, byte-compatible with older builds.
+    assert!(!String::from_utf8(encode(&rec)).unwrap().contains("origin"));
+    let mut mirrored = rec;
+    mirrored.origin = Some("https://up.example".into());
+    let back = decode::<VersionRecord>(&encode(&mirrored)).unwrap();
+    assert_eq!(back.origin.as_deref(), Some("https://up.example"));
+}
