@@ -55,7 +55,10 @@ impl App {
 
     /// Open for offline CLI work (mirror pull, bundle import): no admin is created, so a
     /// later `sigil serve` on a fresh data dir still creates one and shows its credentials.
-    pub fn open_without_bootstrap(config: Config, ambient: Ambient) -> Result<Arc<App>, StartError> {
+    pub fn open_without_bootstrap(
+        config: Config,
+        ambient: Ambient,
+    ) -> Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,

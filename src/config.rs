@@ -239,8 +239,14 @@ mod tests {
         assert_eq!(c.mirrors[1].interval_secs, 600);
 
         for (text, needle) in [
-            ("[[mirror]]\nurl = \"https://a.example\"\nintervall = 5\n", "intervall"),
-            ("[[mirror]]\nurl = \"https://a.example\"\ninterval_secs = 5\n", "at least 60"),
+            (
+                "[[mirror]]\nurl = \"https://a.example\"\nintervall = 5\n",
+                "intervall",
+            ),
+            (
+                "[[mirror]]\nurl = \"https://a.example\"\ninterval_secs = 5\n",
+                "at least 60",
+            ),
             ("[[mirror]]\nurl = \"ftp://a.example\"\n", "mirror[0].url"),
             (
                 "[[mirror]]\nurl = \"https://a.example\"\n[[mirror]]\nurl = \"https://a.example/\"\n",

@@ -278,11 +278,7 @@ fn print_summary(s: &PullSummary) {
         s.unchanged,
         s.skipped,
         s.filtered_out,
-        if s.complete {
-            ""
-        } else {
-            " (not finished)"
-        }
+        if s.complete { "" } else { " (not finished)" }
     );
     for skip in &s.skip_samples {
         println!("  skipped {} {}: {}", skip.name, skip.version, skip.reason);

@@ -236,16 +236,20 @@ pub fn decode(bytes: &[u8]) -> Result<Verified, BundleError> {
             "content is larger than {MAX_CONTENT_BYTES} bytes"
         )));
     }
-    let text = std::str::from_utf8(&content)
-        .map_err(|e| corrupt(format!("content is not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(&content).map_err(|e| corrupt(format!("content is not UTF-8: {e}")))?;
     let mut lines = text.lines().enumerate();
     let header: Header = match lines.next() {
-        Some((_, l)) => serde_json::from_str(l)
-            .map_err(|e| corrupt(format!("line 1 (header): {e}")))?,
+        Some((_, l)) => {
+            serde_json::from_str(l).map_err(|e| corrupt(format!("line 1 (header): {e}")))?
+        }
         None => return Err(corrupt("no header line".into())),
     };
     if header.kind != KIND {
-        return Err(corrupt(format!("line 1: kind is {:?}, not {KIND:?}", header.kind)));
+        return Err(corrupt(format!(
+            "line 1: kind is {:?}, not {KIND:?}",
+            header.kind
+        )));
     }
     check_source(&header.source).map_err(|e| corrupt(format!("line 1: {e}")))?;
     if parse_rfc3339(&header.created_at).is_none() {
@@ -256,8 +260,7 @@ pub fn decode(bytes: &[u8]) -> Result<Verified, BundleError> {
     let mut seen: HashSet<(String, String)> = HashSet::new();
     for (i, l) in lines {
         let n = i + 1;
-        let line: Line =
-            serde_json::from_str(l).map_err(|e| corrupt(format!("line {n}: {e}")))?;
+        let line: Line = serde_json::from_str(l).map_err(|e| corrupt(format!("line {n}: {e}")))?;
         let v = version_of(line, &own_origin).map_err(|e| corrupt(format!("line {n}: {e}")))?;
         if !seen.insert((v.server.name.clone(), v.server.version.clone())) {
             return Err(corrupt(format!(
@@ -418,7 +421,13 @@ mod tests {
             record("io.github.a/one", "1.0.0", None),
             record("io.github.a/one", "2.0.0", Some("https://up.example")),
         ];
-        encode(&records, "lab-1", &["io.github.a/".into()], 1_700_000_001_000).unwrap()
+        encode(
+            &records,
+            "lab-1",
+            &["io.github.a/".into()],
+            1_700_000_001_000,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -436,8 +445,14 @@ mod tests {
             (a.status_changed_at, a.published_at, a.updated_at),
             (want.status_changed_at, want.published_at, want.updated_at)
         );
-        assert_eq!(a.origin, "bundle:lab-1", "own versions get the bundle origin");
-        assert_eq!(v.versions[1].origin, "https://up.example", "mirrored keep theirs");
+        assert_eq!(
+            a.origin, "bundle:lab-1",
+            "own versions get the bundle origin"
+        );
+        assert_eq!(
+            v.versions[1].origin, "https://up.example",
+            "mirrored keep theirs"
+        );
         assert_eq!(sample(), sample(), "encoding is deterministic");
     }
 
@@ -450,7 +465,10 @@ mod tests {
             assert!(decode(&bad).is_err(), "flip at {i} accepted");
         }
         for len in 0..good.len() {
-            assert!(decode(&good[..len]).is_err(), "truncation to {len} accepted");
+            assert!(
+                decode(&good[..len]).is_err(),
+                "truncation to {len} accepted"
+            );
         }
     }
 
@@ -496,22 +514,28 @@ mod tests {
         assert!(err(vec![lines[0].clone(), extra, lines[2].clone()]).contains("surprise"));
         // A server.json that fails the publish rules.
         let invalid = lines[1].replace("\"description\":\"d\"", "\"description\":\"\"");
-        assert!(
-            err(vec![lines[0].clone(), invalid, lines[2].clone()]).contains("server.json")
-        );
+        assert!(err(vec![lines[0].clone(), invalid, lines[2].clone()]).contains("server.json"));
         // Newer format.
         let mut newer = sample();
         newer[HEADER_LEN - 1] = 9;
         let n = newer.len() - TRAILER_LEN;
         let sum = Sha256::digest(&newer[..n]);
         newer[n..].copy_from_slice(&sum);
-        assert!(matches!(decode(&newer), Err(BundleError::TooNew { found: 9 })));
+        assert!(matches!(
+            decode(&newer),
+            Err(BundleError::TooNew { found: 9 })
+        ));
     }
 
     #[test]
     fn sources_are_plain() {
         assert!(encode(&[], "a b", &[], 0).is_err());
         assert!(encode(&[], "", &[], 0).is_err());
-        assert!(decode(&encode(&[], "ok", &[], 0).unwrap()).unwrap().versions.is_empty());
+        assert!(
+            decode(&encode(&[], "ok", &[], 0).unwrap())
+                .unwrap()
+                .versions
+                .is_empty()
+        );
     }
 }

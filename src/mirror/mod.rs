@@ -475,7 +475,12 @@ fn convert(row: &Value, origin: &str) -> Result<MirroredVersion, String> {
         .filter(|s| s.is_object())
         .ok_or("row has no `server` object")?;
     let meta = official(row).ok_or(format!("row has no _meta.{OFFICIAL_META}"))?;
-    let time_of = |k: &str| meta.get(k).and_then(Value::as_str).and_then(instant).and_then(ms);
+    let time_of = |k: &str| {
+        meta.get(k)
+            .and_then(Value::as_str)
+            .and_then(instant)
+            .and_then(ms)
+    };
     let status = match meta.get("status").and_then(Value::as_str) {
         None => VersionStatus::Active,
         Some(s) => VersionStatus::parse(s).ok_or(format!("unknown status {s:?}"))?,
@@ -562,11 +567,17 @@ mod tests {
     #[test]
     fn urls_are_normalised_and_checked() {
         for (raw, want) in [
-            ("https://Registry.Example.com/", "https://registry.example.com"),
+            (
+                "https://Registry.Example.com/",
+                "https://registry.example.com",
+            ),
             ("https://r.example.com/v0.1", "https://r.example.com"),
             ("https://r.example.com/v0/", "https://r.example.com"),
             ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-            ("https://r.example.com/mcp/v0.1", "https://r.example.com/mcp"),
+            (
+                "https://r.example.com/mcp/v0.1",
+                "https://r.example.com/mcp",
+            ),
         ] {
             assert_eq!(normalize_url(raw).unwrap(), want, "{raw}");
         }
@@ -638,8 +649,12 @@ mod tests {
     fn bad_rows_are_refused_with_a_reason() {
         let reason = |r: Value| convert(&r, "https://u").unwrap_err();
         assert!(reason(row(json!({}))).contains("publishedAt"));
-        assert!(reason(row(json!({"status": "gone", "publishedAt": "2026-01-05T10:00:00Z"})))
-            .contains("gone"));
+        assert!(
+            reason(row(
+                json!({"status": "gone", "publishedAt": "2026-01-05T10:00:00Z"})
+            ))
+            .contains("gone")
+        );
         assert!(reason(json!({"server": {"name": "a/b"}})).contains("_meta"));
         assert!(reason(json!({"_meta": {}})).contains("server"));
         let mut r = row(json!({"publishedAt": "2026-01-05T10:00:00Z"}));
@@ -656,6 +671,12 @@ mod tests {
         // Go's `"repository": {}` is read as no repository, as on /publish.
         let mut r = row(json!({"publishedAt": "2026-01-05T10:00:00Z"}));
         r["server"]["repository"] = json!({});
-        assert!(convert(&r, "https://u").unwrap().server.repository.is_none());
+        assert!(
+            convert(&r, "https://u")
+                .unwrap()
+                .server
+                .repository
+                .is_none()
+        );
     }
 }
