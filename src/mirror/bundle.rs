@@ -341,21 +341,39 @@ pub async fn export(
     namespace_filter: &[String],
     source: &str,
 ) -> Result<ExportSummary, BundleError> {
-    let filter = canonical_filter(namespace_filter);
     let registry = app.registry.clone();
-    let keep = filter.clone();
-    let records = tokio::task::spawn_blocking(move || {
-        registry.export_versions(|name| matches_filter(name, &keep))
+    let now = app.ambient.now_ms();
+    let (path, filter, source) = (
+        path.to_path_buf(),
+        canonical_filter(namespace_filter),
+        source.to_string(),
+    );
+    // A store snapshot, compression and a file write: all of it off the async threads.
+    tokio::task::spawn_blocking(move || {
+        let records = registry.export_versions(|name| matches_filter(name, &filter))?;
+        let bytes = encode(&records, &source, &filter, now)?;
+        write_whole(&path, &bytes)?;
+        let servers: HashSet<&str> = records.iter().map(|r| r.server.name.as_str()).collect();
+        Ok(ExportSummary {
+            file: path,
+            versions: records.len(),
+            servers: servers.len(),
+            bytes: bytes.len(),
+            sha256: hex::encode(&bytes[bytes.len() - TRAILER_LEN..]),
+        })
     })
     .await
-    .map_err(|e| BundleError::Invalid(format!("export task failed: {e}")))??;
-    let bytes = encode(&records, source, &filter, app.ambient.now_ms())?;
+    .map_err(|e| BundleError::Invalid(format!("export task failed: {e}")))?
+}
+
+/// Write beside `path`, then rename: a reader never sees half a bundle.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".partial");
     let tmp = PathBuf::from(tmp);
     let write = |p: &Path| {
         let mut f = std::fs::File::create(p)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()
     };
     write(&tmp)
@@ -366,15 +384,7 @@ pub async fn export(
                 path: path.to_path_buf(),
                 source,
             }
-        })?;
-    let servers: HashSet<&str> = records.iter().map(|r| r.server.name.as_str()).collect();
-    Ok(ExportSummary {
-        file: path.to_path_buf(),
-        versions: records.len(),
-        servers: servers.len(),
-        bytes: bytes.len(),
-        sha256: hex::encode(&bytes[bytes.len() - TRAILER_LEN..]),
-    })
+        })
 }
 
 /// Load a verified bundle: one transaction, idempotent (a second import of the same

@@ -156,7 +156,9 @@ impl Upstream {
         since: Option<&str>,
     ) -> Result<UpstreamPage, MirrorError> {
         let url = format!("{base}/v0.1/servers");
-        let mut query: Vec<(&str, &str)> = vec![("limit", "100"), ("include_deleted", "true")];
+        let limit = PAGE_LIMIT.to_string();
+        let mut query: Vec<(&str, &str)> =
+            vec![("limit", limit.as_str()), ("include_deleted", "true")];
         if let Some(c) = cursor {
             query.push(("cursor", c));
         }

@@ -271,16 +271,22 @@ impl Registry {
                 servers: Vec::new(),
             };
             let prefix = format!("{namespace}/");
-            for (_, pkg) in w.scan_prefix::<PackageRecord>(prefix.as_bytes())? {
+            for (key, mut pkg) in w.scan_prefix::<PackageRecord>(prefix.as_bytes())? {
                 let mut changed = false;
-                for (key, mut rec) in w.scan_prefix::<VersionRecord>(&versions_prefix(&pkg.name))? {
+                let versions = w.scan_prefix::<VersionRecord>(&versions_prefix(&pkg.name))?;
+                for (vkey, mut rec) in versions {
                     if rec.origin.take().is_some() {
-                        w.put(&key, &rec)?;
+                        w.put(&vkey, &rec)?;
                         outcome.versions += 1;
                         changed = true;
                     }
                 }
                 if changed {
+                    // Whoever took it over answers for it now, not the mirror.
+                    if pkg.owner == MIRROR_OWNER {
+                        pkg.owner = who.to_string();
+                        w.put(&key, &pkg)?;
+                    }
                     outcome.servers.push(pkg.name);
                 }
             }

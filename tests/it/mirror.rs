@@ -515,6 +515,11 @@ async fn mirrored_names_are_read_only_until_an_admin_takes_the_namespace_over() 
         "{}",
         r.body
     );
+    let r = b.get("/api/v1/packages/io.github.acme%2Falpha").await;
+    assert_eq!(
+        r.body["owner"], "admin",
+        "the admin who took it over owns it"
+    );
 
     // Later pulls leave the namespace alone, new servers in it included.
     publish(&a, "io.github.acme/alpha", "2.0.0").await;
