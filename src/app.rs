@@ -39,6 +39,7 @@ pub struct App {
     pub accounts: Arc<Accounts>,
     pub registry: Arc<Registry>,
     pub secrets: Arc<Secrets>,
+    pub ambient: Ambient,
     ready: AtomicBool,
 }
 
@@ -49,6 +50,20 @@ impl App {
         config: Config,
         ambient: Ambient,
     ) -> Result<(Arc<App>, Option<Bootstrap>), StartError> {
+        let app = Self::open_without_bootstrap(config, ambient)?;
+        let bootstrap = app
+            .accounts
+            .bootstrap()
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        Ok((app, bootstrap))
+    }
+
+    /// Open for offline CLI work (mirror pull, bundle import): no admin is created, so a
+    /// later `sigil serve` on a fresh data dir still creates one and shows its credentials.
+    pub fn open_without_bootstrap(
+        config: Config,
+        ambient: Ambient,
+    ) -> Result<Arc<App>, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -77,7 +92,7 @@ impl App {
             accounts.clone(),
             index,
             indexer,
-            ambient,
+            ambient.clone(),
         ));
         if let Some(took) = registry.ensure_index()? {
             tracing::info!(
@@ -85,18 +100,15 @@ impl App {
                 "search index rebuilt from the store"
             );
         }
-        let bootstrap = accounts
-            .bootstrap()
-            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
-        let app = Arc::new(App {
+        Ok(Arc::new(App {
             config,
             store,
             accounts,
             registry,
             secrets,
+            ambient,
             ready: AtomicBool::new(true),
-        });
-        Ok((app, bootstrap))
+        }))
     }
 
     pub fn is_ready(&self) -> bool {

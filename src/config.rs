@@ -29,6 +29,29 @@ pub struct Config {
     pub log: String,
     /// Derive the vault key from this instead of using `<data>/vault.key`.
     pub vault_passphrase: Option<SecretValue>,
+    /// Upstream registries `sigil serve` pulls from on a schedule (`[[mirror]]`).
+    pub mirrors: Vec<MirrorConfig>,
+}
+
+/// Smallest accepted `interval_secs`: a mirror should not hammer its upstream.
+pub const MIN_MIRROR_INTERVAL_SECS: u64 = 60;
+pub const DEFAULT_MIRROR_INTERVAL_SECS: u64 = 3600;
+
+/// One `[[mirror]]` table of `sigil.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Base URL of a registry serving the official API (`/v0.1/servers`).
+    pub url: String,
+    #[serde(default = "default_mirror_interval")]
+    pub interval_secs: u64,
+    /// Only servers whose name starts with one of these; empty: everything.
+    #[serde(default)]
+    pub namespace_filter: Vec<String>,
+}
+
+fn default_mirror_interval() -> u64 {
+    DEFAULT_MIRROR_INTERVAL_SECS
 }
 
 impl Default for Config {
@@ -41,6 +64,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY,
             log: "info".into(),
             vault_passphrase: None,
+            mirrors: Vec::new(),
         }
     }
 }
@@ -55,6 +79,8 @@ pub struct FileConfig {
     pub log: Option<String>,
     /// A file holding the vault passphrase (the passphrase itself never goes in here).
     pub vault_passphrase_file: Option<PathBuf>,
+    #[serde(default)]
+    pub mirror: Vec<MirrorConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -138,6 +164,8 @@ impl Config {
                 "max_body_bytes must be at least 1024".into(),
             ));
         }
+        c.mirrors = parsed.mirror;
+        check_mirrors(&c.mirrors)?;
         Ok(c)
     }
 
@@ -191,6 +219,31 @@ pub fn read_passphrase_file(path: &Path) -> Result<SecretValue, ConfigError> {
         )));
     }
     Ok(value)
+}
+
+fn check_mirrors(mirrors: &[MirrorConfig]) -> Result<(), ConfigError> {
+    let mut seen = Vec::new();
+    for (i, m) in mirrors.iter().enumerate() {
+        let url = crate::mirror::normalize_url(&m.url)
+            .map_err(|e| ConfigError::Invalid(format!("mirror[{i}].url: {e}")))?;
+        if seen.contains(&url) {
+            return Err(ConfigError::Invalid(format!(
+                "mirror[{i}].url: {url} is configured twice"
+            )));
+        }
+        if m.interval_secs < MIN_MIRROR_INTERVAL_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "mirror[{i}].interval_secs must be at least {MIN_MIRROR_INTERVAL_SECS}"
+            )));
+        }
+        if m.namespace_filter.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError::Invalid(format!(
+                "mirror[{i}].namespace_filter: prefixes must not be empty"
+            )));
+        }
+        seen.push(url);
+    }
+    Ok(())
 }
 
 pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
@@ -259,6 +312,42 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("use one"), "{err}");
+    }
+
+    #[test]
+    fn mirror_tables_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[[mirror]]\nurl = \"https://registry.example.com/\"\nnamespace_filter = [\"io.github.acme/\"]\n\n[[mirror]]\nurl = \"http://127.0.0.1:9/v0.1\"\ninterval_secs = 600\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.mirrors.len(), 2);
+        assert_eq!(c.mirrors[0].interval_secs, DEFAULT_MIRROR_INTERVAL_SECS);
+        assert_eq!(c.mirrors[0].namespace_filter, vec!["io.github.acme/"]);
+        assert_eq!(c.mirrors[1].interval_secs, 600);
+
+        for (text, needle) in [
+            (
+                "[[mirror]]\nurl = \"https://a.example\"\nintervall = 5\n",
+                "intervall",
+            ),
+            (
+                "[[mirror]]\nurl = \"https://a.example\"\ninterval_secs = 5\n",
+                "at least 60",
+            ),
+            ("[[mirror]]\nurl = \"ftp://a.example\"\n", "mirror[0].url"),
+            (
+                "[[mirror]]\nurl = \"https://a.example\"\n[[mirror]]\nurl = \"https://a.example/\"\n",
+                "twice",
+            ),
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let err = Config::load(Some(&f), Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

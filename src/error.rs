@@ -18,6 +18,8 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     Conflict,
+    /// A write to a mirrored server: upstream owns it until an admin takes it over.
+    ReadOnlyMirror,
     PayloadTooLarge,
     UnsupportedMediaType,
     MethodNotAllowed,
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::ReadOnlyMirror => "read_only_mirror",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::MethodNotAllowed => "method_not_allowed",

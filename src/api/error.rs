@@ -20,7 +20,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorCode::InvalidManifest => StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::DuplicateVersion | ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::DuplicateVersion | ErrorCode::Conflict | ErrorCode::ReadOnlyMirror => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
@@ -36,7 +38,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 /// official server, every business failure of a publish or status change is a 400.
 pub fn official_status_of(code: ErrorCode) -> StatusCode {
     match code {
-        ErrorCode::DuplicateVersion | ErrorCode::Conflict => StatusCode::BAD_REQUEST,
+        ErrorCode::DuplicateVersion | ErrorCode::Conflict | ErrorCode::ReadOnlyMirror => {
+            StatusCode::BAD_REQUEST
+        }
         other => status_of(other),
     }
 }

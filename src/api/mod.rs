@@ -48,7 +48,8 @@ pub fn router(app: Arc<App>) -> Router {
             get(secrets::get)
                 .put(secrets::update)
                 .delete(secrets::delete),
-        );
+        )
+        .route("/namespaces/{ns}/takeover", post(packages::take_over));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

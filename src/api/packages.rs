@@ -224,3 +224,19 @@ pub async fn search(
         "nextCursor": res.next_cursor,
     })))
 }
+
+/// `POST /namespaces/{ns}/takeover` (admin): the namespace's mirrored servers become local
+/// and writable; pulls and bundle imports leave it alone from then on.
+pub async fn take_over(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    ns: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(ns) = ns.map_err(from_path_rejection)?;
+    let out = app.registry.take_over(&who, &ns).await?;
+    Ok(Json(json!({
+        "namespace": out.namespace,
+        "versions": out.versions,
+        "servers": out.servers,
+    })))
+}

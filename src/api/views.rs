@@ -23,6 +23,9 @@ pub fn version(v: &VersionInfo) -> Value {
     if let Some(m) = &r.status_message {
         out["statusMessage"] = m.clone().into();
     }
+    if let Some(o) = &r.origin {
+        out["mirroredFrom"] = o.clone().into();
+    }
     out
 }
 

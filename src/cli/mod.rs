@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_vault;
+mod mirror;
 mod serve;
 mod vault;
 
@@ -26,6 +27,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Manage the secrets vault of a data directory (with the server stopped).
     Vault(vault::VaultArgs),
+    /// Mirror another registry, or move one across an air gap as a bundle file.
+    Mirror(mirror::MirrorArgs),
 }
 
 /// Entry point used by main.rs; returns the process exit code.
@@ -35,6 +38,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Vault(args) => vault::run(args),
+        Command::Mirror(args) => mirror::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -60,6 +60,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let data_dir = config.data_dir.clone();
     let (app, bootstrap) = App::open(config, Ambient::default())?;
+    let workers = crate::mirror::schedule(&app)?;
+    if !workers.is_empty() {
+        tracing::info!(upstreams = workers.len(), "scheduled mirror pulls");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -84,12 +88,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(());
+    // Background work winds down (a pull stops between pages) while requests drain.
+    let background = tokio::spawn(crate::worker::shutdown_all(workers, SHUTDOWN_DEADLINE));
     if tokio::time::timeout(SHUTDOWN_DEADLINE, server)
         .await
         .is_err()
     {
         tracing::warn!("requests still running after the shutdown deadline; stopping anyway");
     }
+    let _ = background.await;
     app.shutdown().await;
     Ok(())
 }

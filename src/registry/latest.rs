@@ -63,6 +63,7 @@ mod tests {
             published_at,
             updated_at: published_at,
             publisher: "a".into(),
+            origin: None,
         }
     }
     use VersionStatus::*;

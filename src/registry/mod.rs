@@ -7,6 +7,7 @@
 
 mod latest;
 pub mod manifest;
+mod mirror;
 mod versions;
 
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,9 @@ use crate::store::{
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
 
 pub use latest::is_newer;
+pub use mirror::{
+    ImportOutcome, MIRROR_OWNER, MirroredVersion, Skip, TakeoverOutcome, parse_mirrored_server,
+};
 pub use versions::{VersionEntry, VersionFilter, VersionSelector};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,8 @@ pub enum RegistryError {
     DuplicateVersion { name: String, version: String },
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{name} is mirrored from {origin} and read-only here")]
+    ReadOnlyMirror { name: String, origin: String },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -54,6 +60,7 @@ impl Coded for RegistryError {
             RegistryError::InvalidManifest(_) => ErrorCode::InvalidManifest,
             RegistryError::DuplicateVersion { .. } => ErrorCode::DuplicateVersion,
             RegistryError::NotFound(_) => ErrorCode::NotFound,
+            RegistryError::ReadOnlyMirror { .. } => ErrorCode::ReadOnlyMirror,
             RegistryError::Invalid(_) => ErrorCode::InvalidRequest,
             RegistryError::Auth(e) => e.code(),
             RegistryError::Store(_) | RegistryError::Search(_) => ErrorCode::Internal,
@@ -70,9 +77,26 @@ impl Coded for RegistryError {
             RegistryError::InvalidManifest(_) => {
                 Some("fix every listed path and publish again; see docs/MANIFESTS.md".into())
             }
+            RegistryError::ReadOnlyMirror { name, .. } => {
+                let ns = name.split_once('/').map_or(name.as_str(), |(ns, _)| ns);
+                Some(format!(
+                    "publish and status changes happen upstream; to manage it here instead, an admin takes the namespace over: POST /api/v1/namespaces/{ns}/takeover or `sigil mirror takeover {ns}`"
+                ))
+            }
             RegistryError::Auth(e) => e.hint(),
             _ => None,
         }
+    }
+}
+
+/// Refuse local writes to a mirrored version: upstream owns it until a takeover.
+fn check_writable(rec: &VersionRecord) -> Result<(), RegistryError> {
+    match &rec.origin {
+        Some(origin) => Err(RegistryError::ReadOnlyMirror {
+            name: rec.server.name.clone(),
+            origin: origin.clone(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -208,12 +232,6 @@ impl Registry {
         let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
         let (info, pkg_info, generation) = self.store.write(|w| {
             let vkey = version_key(&server.name, &server.version);
-            if w.get::<VersionRecord>(&vkey)?.is_some() {
-                return Err(RegistryError::DuplicateVersion {
-                    name: server.name.clone(),
-                    version: server.version.clone(),
-                });
-            }
             let mut pkg = w
                 .get::<PackageRecord>(server.name.as_bytes())?
                 .unwrap_or_else(|| PackageRecord {
@@ -230,6 +248,16 @@ impl Registry {
                 Some(v) => w.get::<VersionRecord>(&version_key(&pkg.name, v))?,
                 None => None,
             };
+            // A package is mirrored as a whole, so its latest version speaks for all.
+            if let Some(c) = &current {
+                check_writable(c)?;
+            }
+            if w.get::<VersionRecord>(&vkey)?.is_some() {
+                return Err(RegistryError::DuplicateVersion {
+                    name: server.name.clone(),
+                    version: server.version.clone(),
+                });
+            }
             let record = VersionRecord {
                 server: server.clone(),
                 status: VersionStatus::Active,
@@ -238,6 +266,7 @@ impl Registry {
                 published_at: now,
                 updated_at: now,
                 publisher: who.user.clone(),
+                origin: None,
             };
             let becomes_latest = match &current {
                 None => true,
@@ -320,6 +349,7 @@ impl Registry {
             let mut rec = w
                 .get::<VersionRecord>(&vkey)?
                 .ok_or_else(|| RegistryError::NotFound(format!("version {version} of {name}")))?;
+            check_writable(&rec)?;
             if rec.status == status && rec.status_message == message {
                 return Err(RegistryError::Invalid(
                     "no changes to apply: the version already has this status and message".into(),

@@ -264,6 +264,7 @@ impl Registry {
             let mut all = Vec::new();
             let mut changed = Vec::new();
             for (key, mut rec) in w.scan_prefix::<VersionRecord>(&versions_prefix(name))? {
+                super::check_writable(&rec)?;
                 if rec.status != status || rec.status_message != message {
                     if rec.status != status {
                         rec.status_changed_at = now;
@@ -332,7 +333,7 @@ fn decode_version_cursor(c: &str) -> Result<Vec<u8>, RegistryError> {
     Ok(key)
 }
 
-fn drop_empty_repository(body: Vec<u8>) -> Vec<u8> {
+pub(super) fn drop_empty_repository(body: Vec<u8>) -> Vec<u8> {
     let Ok(serde_json::Value::Object(mut doc)) = serde_json::from_slice(&body) else {
         return body;
     };

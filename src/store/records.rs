@@ -18,6 +18,8 @@ pub(super) const ALL_TABLES: &[&str] = &[
     "vault",
     "secrets",
     "audit",
+    "mirror_state",
+    "takeovers",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +132,11 @@ pub struct VersionRecord {
     pub published_at: i64,
     pub updated_at: i64,
     pub publisher: String,
+    /// Where a mirrored version came from (the upstream base URL, or `bundle:<source>`);
+    /// `None` for versions published here. Mirrored versions are read-only until an admin
+    /// takes their namespace over. All versions of one package share one origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 impl Record for VersionRecord {
     const TABLE: Table<Self> = Table::new("versions");
@@ -292,4 +299,46 @@ pub fn audit_key(at: i64, id: &str) -> Vec<u8> {
     let mut k = at.to_be_bytes().to_vec();
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// Key: the normalised upstream base URL. How far `sigil mirror pull` got with one
+/// upstream: the watermark for the next incremental pull, and the resume point of a walk
+/// that was interrupted. Written in the same transaction as the page it describes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MirrorStateRecord {
+    pub url: String,
+    /// The namespace filter the state was built with; a different filter starts over.
+    #[serde(default)]
+    pub namespace_filter: Vec<String>,
+    /// Upstream's `updatedAt` of the newest row seen by the last complete walk, verbatim:
+    /// the next pull asks for `updated_since` this.
+    #[serde(default)]
+    pub watermark: Option<String>,
+    /// The `nextCursor` to ask for when a walk was interrupted (`None`: no walk pending).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// The `updated_since` of the interrupted walk, so it resumes with the same filter.
+    #[serde(default)]
+    pub walk_since: Option<String>,
+    /// The newest `updatedAt` the interrupted walk has seen so far.
+    #[serde(default)]
+    pub walk_max: Option<String>,
+    #[serde(default)]
+    pub last_complete_at: Option<i64>,
+    pub updated_at: i64,
+}
+impl Record for MirrorStateRecord {
+    const TABLE: Table<Self> = Table::new("mirror_state");
+}
+
+/// Key: the namespace. An admin took this namespace over from a mirror: its versions are
+/// local now, and pulls and bundle imports leave it alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TakeoverRecord {
+    pub namespace: String,
+    pub by: String,
+    pub at: i64,
+}
+impl Record for TakeoverRecord {
+    const TABLE: Table<Self> = Table::new("takeovers");
 }

@@ -143,3 +143,20 @@ fn tables_added_later_appear_in_an_existing_data_file() {
             .is_none()
     );
 }
+
+#[test]
+fn version_rows_written_before_mirroring_read_as_local() {
+    // A row as schema 1 wrote it before `origin` existed.
+    let old = br#"{"v":1,"d":{"server":{"name":"a/bb","description":"d","version":"1.0.0"},
+        "status":"active","status_changed_at":1,"published_at":1,"updated_at":1,
+        "publisher":"alice"}}"#;
+    let rec = decode::<VersionRecord>(old).unwrap();
+    assert_eq!(rec.origin, None);
+    assert_eq!(rec.server.name, "a/bb");
+    // And a local row is written without the field, byte-compatible with older builds.
+    assert!(!String::from_utf8(encode(&rec)).unwrap().contains("origin"));
+    let mut mirrored = rec;
+    mirrored.origin = Some("https://up.example".into());
+    let back = decode::<VersionRecord>(&encode(&mirrored)).unwrap();
+    assert_eq!(back.origin.as_deref(), Some("https://up.example"));
+}

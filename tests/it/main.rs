@@ -3,6 +3,7 @@
 
 mod binary;
 mod manifests;
+mod mirror;
 mod official;
 mod registry;
 mod secrets;

@@ -13,6 +13,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub admin_key: String,
     app: Arc<App>,
+    workers: Vec<sigil::worker::Worker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _tmp: Option<tempfile::TempDir>,
@@ -61,6 +62,8 @@ impl TestApp {
             (None, Some(k)) => k,
             (None, None) => panic!("data dir is not fresh: pass the admin key"),
         };
+        // Background work as `sigil serve` starts it (scheduled mirror pulls).
+        let workers = sigil::mirror::schedule(&app).expect("workers start");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -75,6 +78,7 @@ impl TestApp {
                 .unwrap(),
             admin_key,
             app,
+            workers,
             stop: Some(tx),
             server: Some(server),
             _tmp: None,
@@ -87,11 +91,18 @@ impl TestApp {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        let workers = std::mem::take(&mut self.workers);
+        sigil::worker::shutdown_all(workers, Duration::from_secs(10)).await;
         if let Some(s) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
         }
         self.app.shutdown().await;
         (self._tmp.take(), self.admin_key.clone())
+    }
+
+    /// The in-process app, for what has no HTTP endpoint (vault `open_for`, mirror pulls).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -136,11 +147,6 @@ impl TestApp {
     pub async fn put_json(&self, key: &str, path: &str, body: &Value) -> Resp {
         self.send(self.client.put(self.url(path)).bearer_auth(key).json(body))
             .await
-    }
-
-    /// The in-process app, for what has no HTTP endpoint (e.g. the vault's `open_for`).
-    pub fn app(&self) -> &Arc<App> {
-        &self.app
     }
 
     pub async fn delete(&self, key: &str, path: &str) -> Resp {

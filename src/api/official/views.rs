@@ -36,16 +36,20 @@ pub fn server_response(e: &VersionEntry) -> Value {
             required_secrets.push(&kv.name);
         }
     }
+    let mut sigil = json!({
+        "toolCount": s.ext.tools.len(),
+        "requiredSecrets": required_secrets,
+        "installs": e.package.installs,
+        "deploys": e.package.deploys,
+    });
+    if let Some(o) = &r.origin {
+        sigil["mirroredFrom"] = o.clone().into();
+    }
     json!({
         "server": s.to_server_json(),
         "_meta": {
             OFFICIAL_META: official,
-            SIGIL_META: {
-                "toolCount": s.ext.tools.len(),
-                "requiredSecrets": required_secrets,
-                "installs": e.package.installs,
-                "deploys": e.package.deploys,
-            },
+            SIGIL_META: sigil,
         },
     })
 }
