@@ -13,8 +13,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{
-    PackageInfo, Registry, RegistryError, VersionInfo, change_for, latest, run_blocking,
-    versions::drop_empty_repository,
+    IndexWait, PackageInfo, Registry, RegistryError, VersionInfo, await_index, change_for, latest,
+    run_blocking, versions::drop_empty_repository,
 };
 use crate::auth::{AuthError, Principal};
 use crate::search::Change;
@@ -104,14 +104,9 @@ impl Registry {
         sync: Option<MirrorStateRecord>,
     ) -> Result<ImportOutcome, RegistryError> {
         let this = Arc::clone(self);
-        let (outcome, changes, generation) =
+        let (outcome, indexed) =
             run_blocking(move || this.import_blocking(versions, sync)).await??;
-        if let Some(generation) = generation {
-            self.indexer
-                .submit(changes, generation)
-                .await
-                .map_err(|e| RegistryError::Search(e.to_string()))?;
-        }
+        await_index(indexed).await?;
         Ok(outcome)
     }
 
@@ -119,10 +114,10 @@ impl Registry {
         &self,
         versions: Vec<MirroredVersion>,
         sync: Option<MirrorStateRecord>,
-    ) -> Result<(ImportOutcome, Vec<Change>, Option<u64>), RegistryError> {
+    ) -> Result<(ImportOutcome, IndexWait), RegistryError> {
         let now = self.ambient.now_ms();
         let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
-        self.store.write(|w| {
+        let (outcome, changes, generation) = self.store.write(|w| {
             let mut outcome = ImportOutcome::default();
             let mut touched: BTreeSet<String> = BTreeSet::new();
             // Packages this call creates are not in the store yet: remember their origin.
@@ -183,7 +178,8 @@ impl Registry {
                 Some(w.bump_generation()?)
             };
             Ok::<_, RegistryError>((outcome, changes, generation))
-        })
+        })?;
+        Ok((outcome, self.queue_index(changes, generation)))
     }
 
     /// The sync state of one upstream (by its normalised URL).

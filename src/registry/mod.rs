@@ -204,15 +204,12 @@ impl Registry {
     ) -> Result<VersionInfo, RegistryError> {
         let this = Arc::clone(self);
         let who = who.clone();
-        let (info, change, generation) = run_blocking(move || {
+        let (info, indexed) = run_blocking(move || {
             let format = manifest::detect_format(content_type.as_deref(), &body);
             this.publish_blocking(&who, &body, format)
         })
         .await??;
-        self.indexer
-            .submit(vec![change], generation)
-            .await
-            .map_err(|e| RegistryError::Search(e.to_string()))?;
+        await_index(indexed).await?;
         Ok(info)
     }
 
@@ -221,7 +218,7 @@ impl Registry {
         who: &Principal,
         body: &[u8],
         format: Format,
-    ) -> Result<(VersionInfo, Change, u64), RegistryError> {
+    ) -> Result<(VersionInfo, IndexWait), RegistryError> {
         let opts = ParseOptions {
             default_namespace: Some(&who.user),
         };
@@ -302,7 +299,8 @@ impl Registry {
                 generation,
             ))
         })?;
-        Ok((info, change_for(&pkg_info), generation))
+        let indexed = self.queue_index(vec![change_for(&pkg_info)], Some(generation));
+        Ok((info, indexed))
     }
 
     /// Change the status of one version (owner of the namespace or admin).
@@ -318,13 +316,10 @@ impl Registry {
         let this = Arc::clone(self);
         let who = who.clone();
         let (name, version) = (name.to_string(), version.to_string());
-        let (info, change, generation) =
+        let (info, indexed) =
             run_blocking(move || this.set_status_blocking(&who, &name, &version, status, message))
                 .await??;
-        self.indexer
-            .submit(vec![change], generation)
-            .await
-            .map_err(|e| RegistryError::Search(e.to_string()))?;
+        await_index(indexed).await?;
         Ok(info)
     }
 
@@ -335,7 +330,7 @@ impl Registry {
         version: &str,
         status: VersionStatus,
         message: Option<String>,
-    ) -> Result<(VersionInfo, Change, u64), RegistryError> {
+    ) -> Result<(VersionInfo, IndexWait), RegistryError> {
         let namespace = name.split_once('/').map_or(name, |(ns, _)| ns);
         let now = self.ambient.now_ms();
         let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
@@ -399,7 +394,7 @@ impl Registry {
             Some(p) => change_for(&p),
             None => Change::Remove(name.to_string()),
         };
-        Ok((info, change, generation))
+        Ok((info, self.queue_index(vec![change], Some(generation))))
     }
 
     pub fn package(&self, name: &str) -> Result<PackageInfo, RegistryError> {
@@ -549,6 +544,15 @@ impl Registry {
         })
     }
 
+    /// Queue a committed transaction's index changes. Call it while holding
+    /// `publish_order`, so the index receives changes in commit order.
+    fn queue_index(&self, changes: Vec<Change>, generation: Option<u64>) -> IndexWait {
+        match generation {
+            Some(g) => Box::pin(self.indexer.enqueue(changes, g)),
+            None => Box::pin(async { Ok(()) }),
+        }
+    }
+
     pub async fn shutdown(&self) {
         self.indexer.clone().shutdown().await;
     }
@@ -647,6 +651,14 @@ fn decode_cursor(c: &str) -> Result<String, RegistryError> {
         .ok_or_else(|| {
             RegistryError::Invalid("cursor is not valid; pass back nextCursor exactly".into())
         })
+}
+
+/// Resolves when a queued index change is searchable.
+type IndexWait =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), search::SearchError>> + Send>>;
+
+async fn await_index(wait: IndexWait) -> Result<(), RegistryError> {
+    wait.await.map_err(|e| RegistryError::Search(e.to_string()))
 }
 
 /// Run store work off the async threads: redb commits fsync.

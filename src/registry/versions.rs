@@ -7,7 +7,10 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Page, Registry, RegistryError, VersionInfo, change_for, latest, run_blocking};
+use super::{
+    IndexWait, Page, Registry, RegistryError, VersionInfo, await_index, change_for, latest,
+    run_blocking,
+};
 use crate::auth::Principal;
 use crate::search::Change;
 use crate::store::{
@@ -236,13 +239,10 @@ impl Registry {
         let this = Arc::clone(self);
         let who = who.clone();
         let name = name.to_string();
-        let (entries, change, generation) =
+        let (entries, indexed) =
             run_blocking(move || this.set_status_all_blocking(&who, &name, status, message))
                 .await??;
-        self.indexer
-            .submit(vec![change], generation)
-            .await
-            .map_err(|e| RegistryError::Search(e.to_string()))?;
+        await_index(indexed).await?;
         Ok(entries)
     }
 
@@ -252,11 +252,11 @@ impl Registry {
         name: &str,
         status: VersionStatus,
         message: Option<String>,
-    ) -> Result<(Vec<VersionEntry>, Change, u64), RegistryError> {
+    ) -> Result<(Vec<VersionEntry>, IndexWait), RegistryError> {
         let namespace = name.split_once('/').map_or(name, |(ns, _)| ns);
         let now = self.ambient.now_ms();
         let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
-        self.store.write(|w| {
+        let (entries, change, generation) = self.store.write(|w| {
             let mut pkg = w
                 .get::<PackageRecord>(name.as_bytes())?
                 .ok_or_else(|| RegistryError::NotFound(format!("server {name}")))?;
@@ -309,8 +309,9 @@ impl Registry {
                 })
                 .collect();
             entries.sort_by(|a, b| latest::ordering(&b.info.record, &a.info.record));
-            Ok((entries, change, generation))
-        })
+            Ok::<_, RegistryError>((entries, change, generation))
+        })?;
+        Ok((entries, self.queue_index(vec![change], Some(generation))))
     }
 }
 

@@ -54,15 +54,33 @@ impl Indexer {
     /// Resolves once `changes` are committed and visible to search. The commit records the
     /// highest generation seen so far, so the recorded generation never goes backwards.
     pub async fn submit(&self, changes: Vec<Change>, generation: u64) -> Result<(), SearchError> {
+        self.enqueue(changes, generation).await
+    }
+
+    /// Queue `changes` now (synchronously) and return a future that resolves once they are
+    /// searchable. Callers that commit to the store under a lock enqueue before releasing
+    /// it, so the index receives changes in commit order and a crash can never leave it
+    /// recording a generation whose predecessors it lacks.
+    pub fn enqueue(
+        &self,
+        changes: Vec<Change>,
+        generation: u64,
+    ) -> impl std::future::Future<Output = Result<(), SearchError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        self.tx
+        let sent = self
+            .tx
             .send(Msg::Submit {
                 changes,
                 generation,
                 done,
             })
-            .map_err(|_| SearchError::Closed)?;
-        rx.await.unwrap_or(Err(SearchError::Closed))
+            .is_ok();
+        async move {
+            if !sent {
+                return Err(SearchError::Closed);
+            }
+            rx.await.unwrap_or(Err(SearchError::Closed))
+        }
     }
 
     /// Commits everything submitted before this call, then stops the task. Later `submit`s

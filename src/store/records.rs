@@ -296,7 +296,12 @@ impl Record for AuditRecord {
 }
 
 pub fn audit_key(at: i64, id: &str) -> Vec<u8> {
+    // Several entries can share a millisecond; a process-wide sequence keeps them in the
+    // order they were written (ids are random and would shuffle them).
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut k = at.to_be_bytes().to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
     k.extend_from_slice(id.as_bytes());
     k
 }
