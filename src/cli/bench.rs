@@ -481,6 +481,11 @@ mod synth {
             env.push(serde_json::json!({"name": "API_TOKEN", "description": "service token", "isRequired": true, "isSecret": true}));
         }
         let registry = if r.below(3) == 0 { "pypi" } else { "npm" };
+        let mut tags = vec![r.word()];
+        let second = r.word();
+        if second != tags[0] {
+            tags.push(second);
+        }
         serde_json::json!({
             "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
             "name": name,
@@ -497,7 +502,7 @@ mod synth {
             "_meta": {"dev.sigil/server": {
                 "tools": tools,
                 "categories": [WORDS[r.below(20)]],
-                "tags": [r.word(), r.word()],
+                "tags": tags,
             }}
         })
         .to_string()

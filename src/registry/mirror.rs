@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     IndexWait, PackageInfo, Registry, RegistryError, VersionInfo, await_index, change_for, latest,
-    run_blocking, versions::drop_empty_repository,
+    lock, run_blocking, versions::drop_empty_repository,
 };
 use crate::auth::{AuthError, Principal};
 use crate::search::Change;
@@ -116,7 +116,7 @@ impl Registry {
         sync: Option<MirrorStateRecord>,
     ) -> Result<(ImportOutcome, IndexWait), RegistryError> {
         let now = self.ambient.now_ms();
-        let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = lock(&self.publish_order);
         let (outcome, changes, generation) = self.store.write(|w| {
             let mut outcome = ImportOutcome::default();
             let mut touched: BTreeSet<String> = BTreeSet::new();
@@ -259,7 +259,7 @@ impl Registry {
         namespace: &str,
     ) -> Result<TakeoverOutcome, RegistryError> {
         let now = self.ambient.now_ms();
-        let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = lock(&self.publish_order);
         self.store.write(|w| {
             let mut outcome = TakeoverOutcome {
                 namespace: namespace.to_string(),

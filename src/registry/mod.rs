@@ -21,7 +21,7 @@ use crate::auth::{Accounts, AuthError, Principal};
 use crate::error::{Coded, ErrorCode};
 use crate::search::{self, Change, SearchDoc, SearchIndex, SearchQuery};
 use crate::store::{
-    PackageRecord, Reader, Store, StoreError, VersionRecord, VersionStatus, version_key,
+    PackageRecord, Reader, Store, StoreError, VersionRecord, VersionStatus, WriteTx, version_key,
     versions_prefix,
 };
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
@@ -145,6 +145,8 @@ pub struct Registry {
     ambient: Ambient,
     /// Orders "commit, then enqueue for indexing" so the index sees changes in commit order.
     publish_order: Mutex<()>,
+    /// Validated publishes waiting for the next group commit.
+    pending: Mutex<Vec<PublishJob>>,
 }
 
 impl Registry {
@@ -162,6 +164,7 @@ impl Registry {
             indexer,
             ambient,
             publish_order: Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -225,82 +228,64 @@ impl Registry {
         let server =
             manifest::parse(body, format, &opts).map_err(RegistryError::InvalidManifest)?;
         self.accounts.check_publish(who, server.namespace())?;
-        let now = self.ambient.now_ms();
-        let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
-        let (info, pkg_info, generation) = self.store.write(|w| {
-            let vkey = version_key(&server.name, &server.version);
-            let mut pkg = w
-                .get::<PackageRecord>(server.name.as_bytes())?
-                .unwrap_or_else(|| PackageRecord {
-                    name: server.name.clone(),
-                    owner: who.user.clone(),
-                    latest: None,
-                    created_at: now,
-                    updated_at: now,
-                    version_count: 0,
-                    installs: 0,
-                    deploys: 0,
-                });
-            let current = match &pkg.latest {
-                Some(v) => w.get::<VersionRecord>(&version_key(&pkg.name, v))?,
-                None => None,
-            };
-            // A package is mirrored as a whole, so its latest version speaks for all.
-            if let Some(c) = &current {
-                check_writable(c)?;
+        // Group commit: each redb commit costs an fsync, so concurrent publishers queue
+        // their validated versions and whoever holds the order lock commits everything
+        // queued in one transaction. Versions are checked one by one inside it, in queue
+        // order, so a duplicate fails alone and later ones still see earlier ones.
+        let (reply, result) = std::sync::mpsc::channel();
+        lock(&self.pending).push(PublishJob {
+            server,
+            publisher: who.user.clone(),
+            now: self.ambient.now_ms(),
+            reply,
+        });
+        let _order = lock(&self.publish_order);
+        if let Ok(done) = result.try_recv() {
+            return done;
+        }
+        let jobs = std::mem::take(&mut *lock(&self.pending));
+        self.commit_publishes(jobs);
+        result.recv().unwrap_or_else(|_| {
+            Err(RegistryError::Store(StoreError::Db(
+                "publish was dropped before it was committed".into(),
+            )))
+        })
+    }
+
+    /// Commit queued publishes in one transaction and answer each. Call with
+    /// `publish_order` held.
+    fn commit_publishes(&self, jobs: Vec<PublishJob>) {
+        let outcome = self.store.write(|w| {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                results.push(publish_one(w, job));
             }
-            if w.get::<VersionRecord>(&vkey)?.is_some() {
-                return Err(RegistryError::DuplicateVersion {
-                    name: server.name.clone(),
-                    version: server.version.clone(),
-                });
-            }
-            let record = VersionRecord {
-                server: server.clone(),
-                status: VersionStatus::Active,
-                status_message: None,
-                status_changed_at: now,
-                published_at: now,
-                updated_at: now,
-                publisher: who.user.clone(),
-                origin: None,
-            };
-            let becomes_latest = match &current {
-                None => true,
-                // A deleted latest means every version was deleted: anything new wins.
-                Some(c) if c.status == VersionStatus::Deleted => true,
-                Some(c) => is_newer(&record, c),
-            };
-            if becomes_latest {
-                pkg.latest = Some(server.version.clone());
-            }
-            pkg.version_count += 1;
-            pkg.updated_at = now;
-            w.put(&vkey, &record)?;
-            w.put(server.name.as_bytes(), &pkg)?;
-            let generation = w.bump_generation()?;
-            let latest = if becomes_latest {
-                record.clone()
+            let generation = if results.iter().any(Result::is_ok) {
+                Some(w.bump_generation()?)
             } else {
-                current.unwrap_or(record.clone())
+                None
             };
-            Ok::<_, RegistryError>((
-                VersionInfo {
-                    record,
-                    is_latest: becomes_latest,
-                },
-                PackageInfo {
-                    package: pkg,
-                    latest: VersionInfo {
-                        record: latest,
-                        is_latest: true,
-                    },
-                },
-                generation,
-            ))
-        })?;
-        let indexed = self.queue_index(vec![change_for(&pkg_info)], Some(generation));
-        Ok((info, indexed))
+            Ok::<_, StoreError>((results, generation))
+        });
+        match outcome {
+            Ok((results, generation)) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let answer = result.map(|(info, pkg)| {
+                        let wait = self.queue_index(vec![change_for(&pkg)], generation);
+                        (info, wait)
+                    });
+                    let _ = job.reply.send(answer);
+                }
+            }
+            Err(e) => {
+                // The transaction rolled back: nothing of this batch was stored.
+                for job in jobs {
+                    let _ = job
+                        .reply
+                        .send(Err(RegistryError::Store(StoreError::Db(e.to_string()))));
+                }
+            }
+        }
     }
 
     /// Change the status of one version (owner of the namespace or admin).
@@ -333,7 +318,7 @@ impl Registry {
     ) -> Result<(VersionInfo, IndexWait), RegistryError> {
         let namespace = name.split_once('/').map_or(name, |(ns, _)| ns);
         let now = self.ambient.now_ms();
-        let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = lock(&self.publish_order);
         let (info, pkg_info, generation) = self.store.write(|w| {
             let mut pkg = w
                 .get::<PackageRecord>(name.as_bytes())?
@@ -573,6 +558,95 @@ fn check_status_message(status: VersionStatus, message: Option<&str>) -> Result<
         }
     }
     Ok(())
+}
+
+/// A validated version waiting for the next group commit.
+struct PublishJob {
+    server: ServerVersion,
+    publisher: String,
+    now: i64,
+    reply: std::sync::mpsc::Sender<Result<(VersionInfo, IndexWait), RegistryError>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Store one version inside a (possibly shared) transaction. Writes nothing unless every
+/// check passes, so a refused version leaves the others of its batch intact.
+fn publish_one(
+    w: &mut WriteTx,
+    job: &PublishJob,
+) -> Result<(VersionInfo, PackageInfo), RegistryError> {
+    let (server, now) = (&job.server, job.now);
+    let vkey = version_key(&server.name, &server.version);
+    let mut pkg = w
+        .get::<PackageRecord>(server.name.as_bytes())?
+        .unwrap_or_else(|| PackageRecord {
+            name: server.name.clone(),
+            owner: job.publisher.clone(),
+            latest: None,
+            created_at: now,
+            updated_at: now,
+            version_count: 0,
+            installs: 0,
+            deploys: 0,
+        });
+    let current = match &pkg.latest {
+        Some(v) => w.get::<VersionRecord>(&version_key(&pkg.name, v))?,
+        None => None,
+    };
+    // A package is mirrored as a whole, so its latest version speaks for all.
+    if let Some(c) = &current {
+        check_writable(c)?;
+    }
+    if w.get::<VersionRecord>(&vkey)?.is_some() {
+        return Err(RegistryError::DuplicateVersion {
+            name: server.name.clone(),
+            version: server.version.clone(),
+        });
+    }
+    let record = VersionRecord {
+        server: server.clone(),
+        status: VersionStatus::Active,
+        status_message: None,
+        status_changed_at: now,
+        published_at: now,
+        updated_at: now,
+        publisher: job.publisher.clone(),
+        origin: None,
+    };
+    let becomes_latest = match &current {
+        None => true,
+        // A deleted latest means every version was deleted: anything new wins.
+        Some(c) if c.status == VersionStatus::Deleted => true,
+        Some(c) => is_newer(&record, c),
+    };
+    if becomes_latest {
+        pkg.latest = Some(server.version.clone());
+    }
+    pkg.version_count += 1;
+    pkg.updated_at = now;
+    w.put(&vkey, &record)?;
+    w.put(server.name.as_bytes(), &pkg)?;
+    let latest = if becomes_latest {
+        record.clone()
+    } else {
+        current.unwrap_or_else(|| record.clone())
+    };
+    Ok((
+        VersionInfo {
+            record,
+            is_latest: becomes_latest,
+        },
+        PackageInfo {
+            package: pkg,
+            latest: VersionInfo {
+                record: latest,
+                is_latest: true,
+            },
+        },
+    ))
 }
 
 fn resolve_version(pkg: &PackageRecord, version: &str) -> String {

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{
-    IndexWait, Page, Registry, RegistryError, VersionInfo, await_index, change_for, latest,
+    IndexWait, Page, Registry, RegistryError, VersionInfo, await_index, change_for, latest, lock,
     run_blocking,
 };
 use crate::auth::Principal;
@@ -255,7 +255,7 @@ impl Registry {
     ) -> Result<(Vec<VersionEntry>, IndexWait), RegistryError> {
         let namespace = name.split_once('/').map_or(name, |(ns, _)| ns);
         let now = self.ambient.now_ms();
-        let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = lock(&self.publish_order);
         let (entries, change, generation) = self.store.write(|w| {
             let mut pkg = w
                 .get::<PackageRecord>(name.as_bytes())?
