@@ -1,8 +1,8 @@
 //! The registry: publish, read, list and search MCP server versions.
 //!
 //! Writes go to the store first (the source of truth), in one transaction that also
-//! advances the store generation; then the change is handed to the search indexer, and the
-//! call returns once it is searchable. The index is derived data: on start it is rebuilt
+//! advances the store generation; then the change is queued for the search indexer in commit
+//! order. Searches wait until the index shows the store's generation. The index is derived data: on start it is rebuilt
 //! from the store whenever its recorded generation differs.
 
 mod latest;
@@ -212,7 +212,10 @@ impl Registry {
             this.publish_blocking(&who, &body, format)
         })
         .await??;
-        await_index(indexed).await?;
+        // The version is committed; it becomes searchable when the indexer's next batch
+        // lands. Not waiting here keeps publish throughput at the store's commit rate;
+        // `search` waits for the index to catch up, so a publisher still finds its version.
+        drop(indexed);
         Ok(info)
     }
 
@@ -497,6 +500,10 @@ impl Registry {
     }
 
     /// Full-text search with facets; `cursor` is the opaque value from a previous page.
+    /// How long a search waits for the index to catch up with committed writes before it
+    /// answers from what is visible.
+    const SEARCH_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
     pub fn search(
         &self,
         mut q: SearchQuery,
@@ -508,6 +515,16 @@ impl Registry {
                 .map_err(|_| RegistryError::Invalid("cursor is not valid".into()))?,
             None => 0,
         };
+        let committed = self.store.generation()?;
+        if !self
+            .index
+            .wait_for_generation(committed, Self::SEARCH_CATCH_UP)
+        {
+            tracing::warn!(
+                committed,
+                "search index is behind the store; answering from what it has"
+            );
+        }
         let page = self
             .index
             .search(&q)

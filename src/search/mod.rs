@@ -212,6 +212,9 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     cache: Mutex<SegCache>,
     generation: Mutex<Option<u64>>,
+    /// The generation searches see (set after the reader reload that follows a commit),
+    /// with a condvar so readers can wait for their own writes to become visible.
+    visible: (Mutex<Option<u64>>, std::sync::Condvar),
     commits: AtomicU64,
     query_analyzer: TextAnalyzer,
     /// Per-document score buffers, reused across searches: a fresh one per query (400 KB at
@@ -285,6 +288,7 @@ impl SearchIndex {
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 cache: Mutex::new(cache),
                 generation: Mutex::new(generation),
+                visible: (Mutex::new(generation), std::sync::Condvar::new()),
                 commits: AtomicU64::new(0),
                 query_analyzer: schema::words_analyzer(),
                 scratch: Mutex::new(Vec::new()),
@@ -395,7 +399,32 @@ impl SearchIndex {
         inner.reader.reload().map_err(op_err)?;
         let snapshot = build_snapshot(&inner.reader, &inner.fields.text, &mut lock(&inner.cache))?;
         *inner.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snapshot);
+        let committed = *lock(&inner.generation);
+        *lock(&inner.visible.0) = committed;
+        inner.visible.1.notify_all();
         Ok(())
+    }
+
+    /// Block until searches see at least `generation`, or `timeout` passes. Returns whether
+    /// they do. Lets a reader see its own committed writes without making every writer wait
+    /// for the (fsync-heavy) index commit.
+    pub fn wait_for_generation(&self, generation: u64, timeout: std::time::Duration) -> bool {
+        let (m, cv) = &self.inner.visible;
+        let deadline = std::time::Instant::now() + timeout;
+        let mut seen = lock(m);
+        loop {
+            if seen.is_some_and(|g| g >= generation) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            seen = cv
+                .wait_timeout(seen, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
