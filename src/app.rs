@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::ambient::Ambient;
 use crate::auth::{Accounts, Bootstrap};
 use crate::config::Config;
+use crate::deployments::{DeployError, Deployments};
+use crate::gateway::Gateway;
+use crate::runtime::{LocalRuntime, Runtime, RuntimeError};
 use crate::registry::{Registry, RegistryError};
 use crate::search::{Indexer, SearchError, SearchIndex};
 use crate::store::{Store, StoreError};
@@ -30,6 +33,10 @@ pub enum StartError {
     Registry(#[from] RegistryError),
     #[error("first-run setup failed: {0}")]
     Bootstrap(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot load deployments: {0}")]
+    Deployments(#[from] DeployError),
 }
 
 /// Everything a request handler may reach, behind one `Arc`.
@@ -39,6 +46,8 @@ pub struct App {
     pub accounts: Arc<Accounts>,
     pub registry: Arc<Registry>,
     pub secrets: Arc<Secrets>,
+    pub deployments: Arc<Deployments>,
+    pub gateway: Arc<Gateway>,
     ready: AtomicBool,
 }
 
@@ -77,7 +86,7 @@ impl App {
             accounts.clone(),
             index,
             indexer,
-            ambient,
+            ambient.clone(),
         ));
         if let Some(took) = registry.ensure_index()? {
             tracing::info!(
@@ -88,12 +97,36 @@ impl App {
         let bootstrap = accounts
             .bootstrap()
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        // Deployments come back from the store; their instances start on first use.
+        let (runtime, events) = LocalRuntime::new(
+            config.runtime.clone(),
+            config.packages_dir(),
+            config.run_dir(),
+        )?;
+        let runtime: Arc<dyn Runtime> = runtime;
+        let deployments = Deployments::start(
+            store.clone(),
+            registry.clone(),
+            runtime,
+            events,
+            ambient.clone(),
+            config.runtime.allow_commands,
+        )?;
+        let gateway = Gateway::start(
+            deployments.clone(),
+            secrets.clone(),
+            store.clone(),
+            ambient,
+            config.gateway.clone(),
+        );
         let app = Arc::new(App {
             config,
             store,
             accounts,
             registry,
             secrets,
+            deployments,
+            gateway,
             ready: AtomicBool::new(true),
         });
         Ok((app, bootstrap))
@@ -103,9 +136,11 @@ impl App {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Stop taking new work and flush background writers.
+    /// Stop taking new work, flush background writers, stop every MCP server process.
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        self.gateway.shutdown().await;
+        self.deployments.shutdown().await;
         self.registry.shutdown().await;
     }
 }

@@ -137,6 +137,8 @@ pub struct Instance {
     restarts: AtomicU64,
     stderr_tail: Mutex<VecDeque<String>>,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Stopped by the runtime for good (deployment stopped or restarted): never starts again.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// Keeps an instance from being stopped as idle while a request is in flight.
@@ -182,6 +184,7 @@ impl Instance {
             restarts: AtomicU64::new(0),
             stderr_tail: Mutex::new(VecDeque::new()),
             supervisor: Mutex::new(None),
+            retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -227,6 +230,9 @@ impl Instance {
         let mut rx = self.state.subscribe();
         let deadline = tokio::time::Instant::now() + self.timing.start_timeout;
         loop {
+            if self.retired.load(Ordering::Relaxed) {
+                return Err(RuntimeError::Retired);
+            }
             let st = rx.borrow_and_update().clone();
             match st {
                 State::Ready(init) => return Ok(init),
@@ -257,7 +263,6 @@ impl Instance {
             }
         });
         if won {
-            self.stop.send_replace(false);
             self.touch();
             let me = self.clone();
             let handle = tokio::spawn(async move { me.supervise().await });
@@ -279,8 +284,10 @@ impl Instance {
         tx.send(line).await.map_err(|_| RuntimeError::NotRunning)
     }
 
-    /// Stop gracefully and wait for it. A failed instance stays failed.
+    /// Stop gracefully for good and wait for it; the runtime has forgotten this instance,
+    /// so it must not start again (callers get [`RuntimeError::Retired`] and ask anew).
     pub async fn stop(&self) {
+        self.retired.store(true, Ordering::Relaxed);
         self.stop.send_replace(true);
         let handle = self
             .supervisor

@@ -100,6 +100,8 @@ pub enum RuntimeError {
     StartTimeout(u64),
     #[error("the MCP server is not running")]
     NotRunning,
+    #[error("the instance was stopped by a restart or delete")]
+    Retired,
     #[error("upstream refused: {0}")]
     Refused(String),
     #[error("runtime I/O error: {0}")]
@@ -115,7 +117,8 @@ impl Coded for RuntimeError {
             RuntimeError::Install { .. }
             | RuntimeError::Failed(_)
             | RuntimeError::StartTimeout(_)
-            | RuntimeError::NotRunning => ErrorCode::ConnectionFailed,
+            | RuntimeError::NotRunning
+            | RuntimeError::Retired => ErrorCode::ConnectionFailed,
             RuntimeError::Io(_) => ErrorCode::Internal,
         }
     }
