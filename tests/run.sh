@@ -18,6 +18,13 @@ echo "== npm install into .test-deps ($EVERYTHING, $SDK)"
 if command -v npm >/dev/null 2>&1; then
     npm install --no-audit --no-fund --loglevel=error --prefix "$DEPS" --cache "$DEPS/npm-cache" \
         "$EVERYTHING" "$SDK"
+    # An install into an empty prefix fetches every package document and tarball the
+    # runtime's offline install will ask the cache for (an existing node_modules may have
+    # been installed without this cache).
+    WARM="$(mktemp -d)"
+    npm install --no-audit --no-fund --loglevel=error --ignore-scripts --omit=dev \
+        --prefix "$WARM" --cache "$DEPS/npm-cache" --prefer-offline "$EVERYTHING"
+    rm -rf "$WARM"
     export SIGIL_TEST_DEPS="$DEPS"
 else
     echo "npm not found: the gateway end-to-end tests will be skipped"

@@ -114,8 +114,9 @@ impl Deployments {
             }
             this.put_cache(rec, Arc::new(version.server));
         }
-        let me = this.clone();
-        tokio::spawn(async move { me.record_events(events).await });
+        // Weak: the task must not keep the store open after the app is dropped.
+        let me = Arc::downgrade(&this);
+        tokio::spawn(record_events(me, events));
         for id in resume {
             this.spawn_install(id);
         }
@@ -381,8 +382,8 @@ impl Deployments {
         Ok(rows.into_iter().skip(skip).map(|(_, e)| e).collect())
     }
 
-    async fn record_events(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<RuntimeEvent>) {
-        while let Some(ev) = rx.recv().await {
+    async fn record_event(self: Arc<Self>, ev: RuntimeEvent) {
+        {
             let id = ev.deployment.clone();
             let message = ev.message.clone();
             let result = match ev.kind {
@@ -434,5 +435,15 @@ impl Deployments {
 
     pub async fn shutdown(&self) {
         self.runtime.shutdown().await;
+    }
+}
+
+async fn record_events(
+    this: std::sync::Weak<Deployments>,
+    mut rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+) {
+    while let Some(ev) = rx.recv().await {
+        let Some(d) = this.upgrade() else { return };
+        d.record_event(ev).await;
     }
 }
