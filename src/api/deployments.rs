@@ -170,7 +170,10 @@ pub async fn health(
         "installing"
     } else if instances.iter().any(|i| i.state == "running") {
         "healthy"
-    } else if instances.iter().any(|i| i.state == "starting" || i.state == "restarting") {
+    } else if instances
+        .iter()
+        .any(|i| i.state == "starting" || i.state == "restarting")
+    {
         "starting"
     } else {
         // Scaled to zero: nothing runs, and the next request starts it.
@@ -243,20 +246,18 @@ pub async fn logs(
             let ev = Event::default().event("log").data(log_view(&l).to_string());
             return Some((Ok::<_, Infallible>(ev), (backlog, rx)));
         }
-        loop {
-            match rx.recv().await {
-                Ok(l) => {
-                    let ev = Event::default().event("log").data(log_view(&l).to_string());
-                    return Some((Ok(ev), (backlog, rx)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let ev = Event::default()
-                        .event("lagged")
-                        .data(json!({"skipped": n}).to_string());
-                    return Some((Ok(ev), (backlog, rx)));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        match rx.recv().await {
+            Ok(l) => {
+                let ev = Event::default().event("log").data(log_view(&l).to_string());
+                Some((Ok(ev), (backlog, rx)))
             }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let ev = Event::default()
+                    .event("lagged")
+                    .data(json!({"skipped": n}).to_string());
+                Some((Ok(ev), (backlog, rx)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     });
     Ok(Sse::new(stream)

@@ -26,6 +26,9 @@ use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
 use crate::gateway::{GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS};
 
+/// Checks return the response to send instead; boxed to keep `Result` small.
+type Refusal = Box<Response>;
+
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
@@ -51,7 +54,7 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// A Bearer API key on every request; sessions are never authentication.
-fn authenticate(app: &App, h: &HeaderMap) -> Result<Principal, Response> {
+fn authenticate(app: &App, h: &HeaderMap) -> Result<Principal, Refusal> {
     let sent = h.get(header::AUTHORIZATION).is_some();
     let token = header_str(h, "authorization").and_then(|v| match v.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Some(rest.trim()),
@@ -63,7 +66,7 @@ fn authenticate(app: &App, h: &HeaderMap) -> Result<Principal, Response> {
     };
     result.map_err(|e| {
         if e.code() != ErrorCode::Unauthorized {
-            return ApiError::from(e).into_response();
+            return Box::new(ApiError::from(e).into_response());
         }
         let challenge = if sent {
             r#"Bearer realm="sigil", error="invalid_token""#
@@ -75,7 +78,7 @@ fn authenticate(app: &App, h: &HeaderMap) -> Result<Principal, Response> {
             .into_response();
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        resp
+        Box::new(resp)
     })
 }
 
@@ -95,12 +98,14 @@ fn strip_port(host: &str) -> &str {
 }
 
 fn is_loopback_name(h: &str) -> bool {
-    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// DNS-rebinding protection: the Host must be one this server answers to, and an Origin,
 /// when sent, must be the same origin, an allowed one, or loopback talking to loopback.
-fn check_origin(app: &App, h: &HeaderMap) -> Result<(), Response> {
+fn check_origin(app: &App, h: &HeaderMap) -> Result<(), Refusal> {
     let host = header_str(h, "host").unwrap_or("");
     let host_name = strip_port(host);
     let allowed = &app.config.gateway.allowed_hosts;
@@ -112,7 +117,11 @@ fn check_origin(app: &App, h: &HeaderMap) -> Result<(), Response> {
             .any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(host_name))
     };
     if !host_ok {
-        return Err(rpc_error(403, -32000, "Forbidden: Host header is not allowed"));
+        return Err(Box::new(rpc_error(
+            403,
+            -32000,
+            "Forbidden: Host header is not allowed",
+        )));
     }
     let Some(origin) = h.get(header::ORIGIN) else {
         return Ok(());
@@ -130,7 +139,11 @@ fn check_origin(app: &App, h: &HeaderMap) -> Result<(), Response> {
     if ok {
         Ok(())
     } else {
-        Err(rpc_error(403, -32000, "Forbidden: Origin is not allowed"))
+        Err(Box::new(rpc_error(
+            403,
+            -32000,
+            "Forbidden: Origin is not allowed",
+        )))
     }
 }
 
@@ -139,7 +152,13 @@ fn media_types(h: &HeaderMap) -> Vec<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|m| m.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .collect()
 }
 
@@ -150,16 +169,16 @@ fn accepts(types: &[String], wanted: &str) -> bool {
         .any(|t| t == wanted || t == "*/*" || *t == format!("{major}/*"))
 }
 
-fn check_version(h: &HeaderMap) -> Result<(), Response> {
+fn check_version(h: &HeaderMap) -> Result<(), Refusal> {
     match header_str(h, VERSION_HEADER) {
-        Some(v) if !SUPPORTED_VERSIONS.contains(&v) => Err(rpc_error(
+        Some(v) if !SUPPORTED_VERSIONS.contains(&v) => Err(Box::new(rpc_error(
             400,
             -32000,
             &format!(
                 "Bad Request: unsupported MCP-Protocol-Version {v:?} (supported: {})",
                 SUPPORTED_VERSIONS.join(", ")
             ),
-        )),
+        ))),
         _ => Ok(()),
     }
 }
@@ -171,11 +190,11 @@ async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Err(r) = check_origin(&app, &h) {
-        return r;
+        return *r;
     }
     let who = match authenticate(&app, &h) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let is_json = header_str(&h, "content-type")
         .and_then(|ct| ct.split(';').next())
@@ -196,7 +215,7 @@ async fn post(
         );
     }
     if let Err(r) = check_version(&h) {
-        return r;
+        return *r;
     }
     let body = match body {
         Ok(b) => b,
@@ -262,11 +281,11 @@ fn proxied(r: HttpReply) -> Response {
 
 async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap) -> Response {
     if let Err(r) = check_origin(&app, &h) {
-        return r;
+        return *r;
     }
     let who = match authenticate(&app, &h) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !accepts(&media_types(&h), "text/event-stream") {
         return rpc_error(
@@ -276,7 +295,7 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
         );
     }
     if let Err(r) = check_version(&h) {
-        return r;
+        return *r;
     }
     let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
         Ok(d) => d,
@@ -307,11 +326,11 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
 
 async fn delete(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap) -> Response {
     if let Err(r) = check_origin(&app, &h) {
-        return r;
+        return *r;
     }
     let who = match authenticate(&app, &h) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
         Ok(d) => d,

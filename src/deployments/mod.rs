@@ -123,7 +123,11 @@ impl Deployments {
         Ok(this)
     }
 
-    fn put_cache(&self, record: DeploymentRecord, server: Arc<crate::registry::manifest::ServerVersion>) {
+    fn put_cache(
+        &self,
+        record: DeploymentRecord,
+        server: Arc<crate::registry::manifest::ServerVersion>,
+    ) {
         let spec = DeploymentSpec {
             id: record.id.clone(),
             server,
@@ -190,7 +194,9 @@ impl Deployments {
         version: Option<&str>,
         config: BTreeMap<String, String>,
     ) -> Result<Arc<Deployment>, DeployError> {
-        let info = self.registry.version(package, version.unwrap_or("latest"))?;
+        let info = self
+            .registry
+            .version(package, version.unwrap_or("latest"))?;
         if info.record.status == VersionStatus::Deleted {
             return Err(DeployError::Invalid(format!(
                 "version {} of {package} is deleted and cannot be deployed",
@@ -231,8 +237,8 @@ impl Deployments {
         .map_err(|e| StoreError::Db(e.to_string()))??;
         self.put_cache(record.clone(), server);
         self.spawn_install(record.id.clone());
-        self.get(&record.id)
-            .ok_or_else(|| DeployError::NotFound(record.id))
+        let id = record.id;
+        self.get(&id).ok_or(DeployError::NotFound(id))
     }
 
     fn spawn_install(self: &Arc<Self>, id: String) {
@@ -241,14 +247,15 @@ impl Deployments {
             let Some(d) = this.get(&id) else { return };
             let result = this.runtime.deploy(&d.spec).await;
             let update = match result {
-                Ok(()) => this
-                    .update(&id, None, |r| {
+                Ok(()) => {
+                    this.update(&id, None, |r| {
                         if r.status == DeploymentStatus::Installing {
                             r.status = DeploymentStatus::Ready;
                             r.last_error = None;
                         }
                     })
-                    .await,
+                    .await
+                }
                 Err(e) => {
                     let reason = e.to_string();
                     this.update(&id, None, move |r| {
@@ -362,16 +369,24 @@ impl Deployments {
         self.check_owner(who, id)?;
         self.runtime.stop(id).await;
         let now = self.ambient.now_ms();
-        self.update(id, Some(("deleted", format!("{} deleted it", who.user))), move |r| {
-            r.status = DeploymentStatus::Deleted;
-            r.deleted_at = Some(now);
-        })
+        self.update(
+            id,
+            Some(("deleted", format!("{} deleted it", who.user))),
+            move |r| {
+                r.status = DeploymentStatus::Deleted;
+                r.deleted_at = Some(now);
+            },
+        )
         .await?;
         Ok(())
     }
 
     /// The deployment's history, oldest first (at most the last `limit`).
-    pub fn events(&self, id: &str, limit: usize) -> Result<Vec<DeploymentEventRecord>, DeployError> {
+    pub fn events(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<DeploymentEventRecord>, DeployError> {
         if self.get(id).is_none() {
             return Err(DeployError::NotFound(id.into()));
         }
@@ -419,8 +434,7 @@ impl Deployments {
                 kind => {
                     let this = self.clone();
                     tokio::task::spawn_blocking(move || {
-                        this.store
-                            .write(|w| this.put_event(w, &id, kind, message))
+                        this.store.write(|w| this.put_event(w, &id, kind, message))
                     })
                     .await
                     .map_err(|e| DeployError::Store(StoreError::Db(e.to_string())))

@@ -82,12 +82,15 @@ impl Meter {
             let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             for add in batch {
                 let k = (add.user.clone(), add.deployment.clone(), add.hour);
-                merge(map.entry(k).or_insert_with(|| UsageRecord {
-                    user: add.user.clone(),
-                    deployment: add.deployment.clone(),
-                    hour: add.hour,
-                    ..UsageRecord::default()
-                }), &add);
+                merge(
+                    map.entry(k).or_insert_with(|| UsageRecord {
+                        user: add.user.clone(),
+                        deployment: add.deployment.clone(),
+                        hour: add.hour,
+                        ..UsageRecord::default()
+                    }),
+                    &add,
+                );
             }
             return Err(e);
         }

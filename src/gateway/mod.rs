@@ -143,9 +143,12 @@ pub enum Reply {
     /// 202, no body (notifications and responses).
     Accepted,
     /// 200 application/json; `session` is set on a successful initialize.
-    Json { body: Vec<u8>, session: Option<String> },
+    Json {
+        body: Vec<u8>,
+        session: Option<String>,
+    },
     /// 200 text/event-stream: related messages, then the response.
-    Stream(RequestStream),
+    Stream(Box<RequestStream>),
     /// A proxied Streamable HTTP upstream's answer.
     Http(HttpReply),
 }
@@ -169,10 +172,9 @@ impl RequestStream {
         }
         let item = match self.first.take() {
             Some(i) => Some(i),
-            None => match tokio::time::timeout_at(self.deadline, self.rx.recv()).await {
-                Ok(i) => i,
-                Err(_) => None,
-            },
+            None => tokio::time::timeout_at(self.deadline, self.rx.recv())
+                .await
+                .unwrap_or_default(),
         };
         match item {
             Some(Outbound::Message(m)) => {
@@ -394,9 +396,18 @@ impl Gateway {
             })
     }
 
-    fn session(&self, id: Option<&str>, who: &Principal, d: &Deployment) -> Result<Arc<Session>, GatewayError> {
+    fn session(
+        &self,
+        id: Option<&str>,
+        who: &Principal,
+        d: &Deployment,
+    ) -> Result<Arc<Session>, GatewayError> {
         let id = id.ok_or_else(|| {
-            GatewayError::protocol(400, -32000, "Bad Request: Mcp-Session-Id header is required")
+            GatewayError::protocol(
+                400,
+                -32000,
+                "Bad Request: Mcp-Session-Id header is required",
+            )
         })?;
         let s = self
             .sessions
@@ -431,40 +442,57 @@ impl Gateway {
         }
         let method = msg.get("method").and_then(Value::as_str).map(str::to_owned);
         let has_id = msg.get("id").is_some_and(|i| !i.is_null());
-        let is_response = method.is_none() && (msg.get("result").is_some() || msg.get("error").is_some());
+        let is_response =
+            method.is_none() && (msg.get("result").is_some() || msg.get("error").is_some());
         if msg.get("jsonrpc").and_then(Value::as_str) != Some("2.0")
             || (method.is_none() && !is_response)
         {
-            return Err(GatewayError::protocol(400, -32600, "Invalid Request: not a JSON-RPC 2.0 message"));
+            return Err(GatewayError::protocol(
+                400,
+                -32600,
+                "Invalid Request: not a JSON-RPC 2.0 message",
+            ));
         }
         if method.as_deref() == Some("initialize") {
             if !has_id {
-                return Err(GatewayError::protocol(400, -32600, "Invalid Request: initialize needs an id"));
+                return Err(GatewayError::protocol(
+                    400,
+                    -32600,
+                    "Invalid Request: initialize needs an id",
+                ));
             }
             return self.initialize(who, &d, msg, body.len()).await;
         }
         let session = self.session(meta.session, who, &d)?;
         let link = session.link();
         if let Link::Http { .. } = &*link {
-            return remote::forward_post(self, &session, &link, &meta, body).await.map(Reply::Http);
+            return remote::forward_post(self, &session, &link, &meta, body)
+                .await
+                .map(Reply::Http);
         }
         if is_response {
             let up = self.upstream(&session).await?;
-            up.respond(&session, msg).await.map_err(GatewayError::Upstream)?;
+            up.respond(&session, msg)
+                .await
+                .map_err(GatewayError::Upstream)?;
             return Ok(Reply::Accepted);
         }
         let method = method.unwrap_or_default();
         if !has_id {
             if method != "notifications/initialized" {
                 let up = self.upstream(&session).await?;
-                up.notify(&session, msg).await.map_err(GatewayError::Upstream)?;
+                up.notify(&session, msg)
+                    .await
+                    .map_err(GatewayError::Upstream)?;
             }
             return Ok(Reply::Accepted);
         }
         let orig_id = msg.get("id").cloned().unwrap_or(Value::Null);
         if method == "ping" {
             return Ok(Reply::Json {
-                body: json!({"jsonrpc": "2.0", "id": orig_id, "result": {}}).to_string().into_bytes(),
+                body: json!({"jsonrpc": "2.0", "id": orig_id, "result": {}})
+                    .to_string()
+                    .into_bytes(),
                 session: None,
             });
         }
@@ -477,7 +505,11 @@ impl Gateway {
             _ => {}
         }
         let tool = (method == "tools/call")
-            .then(|| msg.pointer("/params/name").and_then(Value::as_str).map(str::to_owned))
+            .then(|| {
+                msg.pointer("/params/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .flatten();
         let mut metered = Metered {
             meter: self.meter.clone(),
@@ -510,9 +542,12 @@ impl Gateway {
         match first {
             Ok(Some(Outbound::Final(bytes))) => {
                 metered.finish(&bytes);
-                Ok(Reply::Json { body: bytes, session: None })
+                Ok(Reply::Json {
+                    body: bytes,
+                    session: None,
+                })
             }
-            Ok(other) => Ok(Reply::Stream(RequestStream {
+            Ok(other) => Ok(Reply::Stream(Box::new(RequestStream {
                 first: other,
                 rx,
                 deadline,
@@ -520,12 +555,15 @@ impl Gateway {
                 metered,
                 done: false,
                 _busy: busy,
-            })),
+            }))),
             Err(_) => {
                 up.cancel(gw, "timed out in the gateway").await;
                 let err = timeout_error(&metered.orig_id);
                 metered.finish(&err);
-                Ok(Reply::Json { body: err, session: None })
+                Ok(Reply::Json {
+                    body: err,
+                    session: None,
+                })
             }
         }
     }
@@ -536,7 +574,8 @@ impl Gateway {
         who: &Principal,
         d: &Deployment,
     ) -> Result<Vec<(String, SecretValue)>, GatewayError> {
-        let reqs = crate::runtime::secret_requirements(&d.spec.server, self.deployments.allow_commands())?;
+        let reqs =
+            crate::runtime::secret_requirements(&d.spec.server, self.deployments.allow_commands())?;
         if reqs.is_empty() {
             return Ok(Vec::new());
         }
@@ -569,7 +608,10 @@ impl Gateway {
                 },
             )?;
             for (name, value) in &values {
-                let format = reqs.iter().find(|r| r.name == *name).and_then(|r| r.format.clone());
+                let format = reqs
+                    .iter()
+                    .find(|r| r.name == *name)
+                    .and_then(|r| r.format.clone());
                 check_format(name, value, format.as_deref())?;
             }
             Ok(values)
@@ -597,7 +639,10 @@ impl Gateway {
                 });
             }
             DeploymentStatus::Deleted => {
-                return Err(GatewayError::NotFound(format!("deployment {} was deleted", d.record.id)));
+                return Err(GatewayError::NotFound(format!(
+                    "deployment {} was deleted",
+                    d.record.id
+                )));
             }
             DeploymentStatus::Installing | DeploymentStatus::Ready => {}
         }
@@ -638,9 +683,16 @@ impl Gateway {
                 up.add_session(&session);
                 self.insert_session(session);
                 let body = json!({"jsonrpc": "2.0", "id": orig_id, "result": result});
-                Reply::Json { body: body.to_string().into_bytes(), session: Some(id) }
+                Reply::Json {
+                    body: body.to_string().into_bytes(),
+                    session: Some(id),
+                }
             }
-            Endpoint::Http { url, headers, instance } => {
+            Endpoint::Http {
+                url,
+                headers,
+                instance,
+            } => {
                 if let Some(i) = &instance {
                     i.ready().await?;
                 }
@@ -650,12 +702,19 @@ impl Gateway {
                     d.record.id.clone(),
                     protocol,
                     secrets,
-                    Link::Http { url, headers, upstream_session: std::sync::Mutex::new(None), instance },
+                    Link::Http {
+                        url,
+                        headers,
+                        upstream_session: std::sync::Mutex::new(None),
+                        instance,
+                    },
                     now,
                 );
                 let link = session.link();
                 let body = serde_json::to_vec(&msg).unwrap_or_default();
-                let mut reply = remote::forward_post(self, &session, &link, &PostMeta::default(), &body).await?;
+                let mut reply =
+                    remote::forward_post(self, &session, &link, &PostMeta::default(), &body)
+                        .await?;
                 if (200..300).contains(&reply.status) {
                     self.insert_session(session);
                     reply.session = Some(id);
@@ -775,7 +834,10 @@ impl Gateway {
     }
 
     pub fn session_count(&self) -> usize {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }
 

@@ -20,7 +20,15 @@ pub struct HttpReply {
     pub body: mpsc::Receiver<Result<Vec<u8>, String>>,
 }
 
-fn parts(link: &Link) -> Result<(&str, &[(String, crate::vault::SecretValue)], &std::sync::Mutex<Option<String>>, Option<&std::sync::Arc<crate::runtime::Instance>>), GatewayError> {
+/// A Streamable HTTP link's URL, headers, upstream session slot and local instance.
+type HttpParts<'a> = (
+    &'a str,
+    &'a [(String, crate::vault::SecretValue)],
+    &'a std::sync::Mutex<Option<String>>,
+    Option<&'a std::sync::Arc<crate::runtime::Instance>>,
+);
+
+fn parts(link: &Link) -> Result<HttpParts<'_>, GatewayError> {
     match link {
         Link::Http {
             url,
@@ -123,8 +131,7 @@ pub(super) async fn forward_post(
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(
             reqwest::header::ACCEPT,
-            meta.accept
-                .unwrap_or("application/json, text/event-stream"),
+            meta.accept.unwrap_or("application/json, text/event-stream"),
         )
         .body(body.to_vec());
     let protocol = meta.protocol.or(Some(session.protocol.as_str()));
@@ -134,7 +141,10 @@ pub(super) async fn forward_post(
         .map_err(upstream_error)?;
     let reply = relay(resp, upstream_session).await;
     let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let method = msg.get("method").and_then(Value::as_str).unwrap_or("response");
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("response");
     let tool = (method == "tools/call")
         .then(|| msg.pointer("/params/name").and_then(Value::as_str))
         .flatten();
@@ -180,6 +190,11 @@ pub(super) async fn forward_delete(gw: &Gateway, session: &Session, link: &Link)
     let Ok((url, headers, upstream_session, _)) = parts(link) else {
         return;
     };
-    let req = with_common(gw.http.delete(url), headers, upstream_session, Some(&session.protocol));
+    let req = with_common(
+        gw.http.delete(url),
+        headers,
+        upstream_session,
+        Some(&session.protocol),
+    );
     let _ = req.send().await;
 }

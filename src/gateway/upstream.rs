@@ -87,22 +87,28 @@ impl Upstream {
         let mut progress = None;
         if let Some(tok) = msg.pointer_mut("/params/_meta/progressToken") {
             let mine = format!("{PROGRESS_PREFIX}{gw}");
-            progress = Some((mine.clone(), std::mem::replace(tok, Value::String(mine.clone()))));
+            progress = Some((
+                mine.clone(),
+                std::mem::replace(tok, Value::String(mine.clone())),
+            ));
             self.progress
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(mine, gw);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            gw,
-            Pending {
-                session: Arc::downgrade(session),
-                orig_id,
-                tx,
-                progress,
-            },
-        );
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                gw,
+                Pending {
+                    session: Arc::downgrade(session),
+                    orig_id,
+                    tx,
+                    progress,
+                },
+            );
         let line = serde_json::to_vec(&msg).map_err(|e| e.to_string())?;
         if let Err(e) = self.instance.send(line).await {
             self.forget(gw);
@@ -147,7 +153,9 @@ impl Upstream {
                     .iter()
                     .find(|(_, p)| {
                         p.orig_id == orig
-                            && p.session.upgrade().is_some_and(|s| Arc::ptr_eq(&s, session))
+                            && p.session
+                                .upgrade()
+                                .is_some_and(|s| Arc::ptr_eq(&s, session))
                     })
                     .map(|(gw, _)| *gw)
             };
@@ -192,7 +200,9 @@ impl Upstream {
             let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let mut owner: Option<(Arc<Session>, u64, mpsc::UnboundedSender<Outbound>)> = None;
             for (gw, p) in pending.iter() {
-                let Some(s) = p.session.upgrade() else { continue };
+                let Some(s) = p.session.upgrade() else {
+                    continue;
+                };
                 match &owner {
                     None => owner = Some((s, *gw, p.tx.clone())),
                     Some((o, _, _)) if !Arc::ptr_eq(o, &s) => return None,
@@ -272,7 +282,10 @@ impl Upstream {
             }
             _ => {
                 if !self.deliver_related(&msg) {
-                    tracing::debug!(method, "dropped a server notification no session can be given");
+                    tracing::debug!(
+                        method,
+                        "dropped a server notification no session can be given"
+                    );
                 }
             }
         }

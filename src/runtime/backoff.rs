@@ -53,7 +53,10 @@ mod tests {
         let ms = Duration::from_millis;
         let mut b = Backoff::new(ms(100), ms(1000));
         let full: Vec<_> = (0..6).map(|_| b.fail(1000)).collect();
-        assert_eq!(full, vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        assert_eq!(
+            full,
+            vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
         let mut b = Backoff::new(ms(100), ms(1000));
         assert_eq!(b.fail(0), ms(50), "jitter halves at most");
         b.reset();

@@ -310,8 +310,7 @@ impl Instance {
     }
 
     fn note(&self, text: &str) {
-        self.logs
-            .push(now_ms(), "runtime", &self.key.short(), text);
+        self.logs.push(now_ms(), "runtime", &self.key.short(), text);
     }
 
     async fn supervise(self: Arc<Self>) {
@@ -326,7 +325,11 @@ impl Instance {
                 Outcome::Stopped(why) => {
                     self.note(&format!("stopped ({why})"));
                     self.event(
-                        if why == "idle" { "idle_stopped" } else { "stopped" },
+                        if why == "idle" {
+                            "idle_stopped"
+                        } else {
+                            "stopped"
+                        },
                         format!("instance {} stopped ({why})", self.key.short()),
                         Vec::new(),
                     );
@@ -445,10 +448,7 @@ impl Instance {
         let mut child = match self.spawn() {
             Ok(c) => c,
             Err(e) => {
-                return Outcome::Crashed(format!(
-                    "could not start {}: {e}",
-                    self.launch.program
-                ));
+                return Outcome::Crashed(format!("could not start {}: {e}", self.launch.program));
             }
         };
         let pid = child.id().unwrap_or(0);
@@ -513,10 +513,15 @@ impl Instance {
         let tick = self
             .timing
             .idle_timeout
-            .map_or(Duration::from_secs(3600), |t| (t / 4).max(Duration::from_millis(50)));
+            .map_or(Duration::from_secs(3600), |t| {
+                (t / 4).max(Duration::from_millis(50))
+            });
         let mut idle = tokio::time::interval(tick);
-        let mut health =
-            tokio::time::interval(self.timing.health_interval.unwrap_or(Duration::from_secs(3600)));
+        let mut health = tokio::time::interval(
+            self.timing
+                .health_interval
+                .unwrap_or(Duration::from_secs(3600)),
+        );
         health.tick().await;
         loop {
             tokio::select! {
@@ -594,7 +599,9 @@ impl Instance {
         self.send(msg.to_string().into_bytes())
             .await
             .map_err(|e| e.to_string())?;
-        let reply = rx.await.map_err(|_| "the server closed stdout".to_string())?;
+        let reply = rx
+            .await
+            .map_err(|_| "the server closed stdout".to_string())?;
         if let Some(err) = reply.get("error") {
             return Err(format!("{method} failed: {err}"));
         }
@@ -733,7 +740,11 @@ async fn read_stdout(inst: Arc<Instance>, stdout: tokio::process::ChildStdout) {
     let mut buf = Vec::with_capacity(4096);
     loop {
         buf.clear();
-        match (&mut r).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await {
+        match (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }

@@ -167,8 +167,7 @@ impl LocalRuntime {
         let timing = Timing {
             start_timeout: secs(cfg.start_timeout_secs.max(1)),
             idle_timeout: (cfg.idle_timeout_secs > 0).then(|| secs(cfg.idle_timeout_secs)),
-            health_interval: (cfg.health_interval_secs > 0)
-                .then(|| secs(cfg.health_interval_secs)),
+            health_interval: (cfg.health_interval_secs > 0).then(|| secs(cfg.health_interval_secs)),
             stop_grace: Duration::from_millis(cfg.stop_grace_ms),
             max_restarts: cfg.max_restarts,
             backoff_base: Duration::from_millis(cfg.backoff_base_ms.max(1)),
@@ -451,7 +450,12 @@ impl LocalRuntime {
             format!("installing {what}"),
             Vec::new(),
         );
-        logs.push(now_ms(), "install", "", &format!("$ {program} {}", args.join(" ")));
+        logs.push(
+            now_ms(),
+            "install",
+            "",
+            &format!("$ {program} {}", args.join(" ")),
+        );
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -465,7 +469,12 @@ impl LocalRuntime {
         let out = match tokio::time::timeout(timeout, cmd.output()).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
-                return Err(self.install_failed(spec, what, format!("cannot run {program}: {e}"), logs));
+                return Err(self.install_failed(
+                    spec,
+                    what,
+                    format!("cannot run {program}: {e}"),
+                    logs,
+                ));
             }
             Err(_) => {
                 return Err(self.install_failed(
@@ -504,7 +513,12 @@ impl LocalRuntime {
                 reason,
             });
         }
-        self.event(&spec.id, "installed", format!("installed {what}"), Vec::new());
+        self.event(
+            &spec.id,
+            "installed",
+            format!("installed {what}"),
+            Vec::new(),
+        );
         Ok(())
     }
 
@@ -622,9 +636,7 @@ fn npm_bin(pkg_dir: &Path, identifier: &str) -> Result<PathBuf, String> {
         },
     };
     let path = pkg_dir.join(&rel);
-    let canon = path
-        .canonicalize()
-        .map_err(|e| format!("bin {rel}: {e}"))?;
+    let canon = path.canonicalize().map_err(|e| format!("bin {rel}: {e}"))?;
     let root = pkg_dir
         .canonicalize()
         .map_err(|e| format!("package dir: {e}"))?;

@@ -177,9 +177,12 @@ mod tests {
             assert!(g.check("h", &[ip(a)]).is_err(), "{a}");
         }
         assert!(g.check("example.com", &[ip("93.184.216.34")]).is_ok());
-        assert!(g.check("metadata.google.internal", &[ip("8.8.8.8")]).is_err());
-        let g = NetGuard::new(&["127.0.0.1".into(), "10.0.0.0/8".into(), "internal".into()])
-            .unwrap();
+        assert!(
+            g.check("metadata.google.internal", &[ip("8.8.8.8")])
+                .is_err()
+        );
+        let g =
+            NetGuard::new(&["127.0.0.1".into(), "10.0.0.0/8".into(), "internal".into()]).unwrap();
         assert!(g.check("localhost", &[ip("127.0.0.1")]).is_ok());
         assert!(g.check("x", &[ip("10.9.9.9")]).is_ok());
         assert!(g.check("x", &[ip("192.168.0.1")]).is_err());

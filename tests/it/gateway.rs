@@ -88,7 +88,14 @@ async fn publish_and_deploy(app: &TestApp, key: &str, manifest: &str, ct: &str) 
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    wait_status(app, key, &id, &["ready", "running"], Duration::from_secs(120)).await
+    wait_status(
+        app,
+        key,
+        &id,
+        &["ready", "running"],
+        Duration::from_secs(120),
+    )
+    .await
 }
 
 async fn wait_status(app: &TestApp, key: &str, id: &str, want: &[&str], max: Duration) -> Value {
@@ -111,7 +118,11 @@ async fn wait_status(app: &TestApp, key: &str, id: &str, want: &[&str], max: Dur
 
 async fn set_secret(app: &TestApp, key: &str, name: &str, value: &str) {
     let r = app
-        .post_json(Some(key), "/api/v1/secrets", &json!({"name": name, "value": value}))
+        .post_json(
+            Some(key),
+            "/api/v1/secrets",
+            &json!({"name": name, "value": value}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
@@ -148,7 +159,7 @@ async fn mcp(
         text.lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .filter(|d| !d.trim().is_empty())
-            .last()
+            .next_back()
             .and_then(|d| serde_json::from_str(d.trim()).ok())
             .unwrap_or(Value::Null)
     } else {
@@ -180,7 +191,15 @@ async fn open_session(app: &TestApp, url: &str, key: &str) -> String {
     sid
 }
 
-async fn call_tool(app: &TestApp, url: &str, key: &str, sid: &str, id: u64, name: &str, args: Value) -> Value {
+async fn call_tool(
+    app: &TestApp,
+    url: &str,
+    key: &str,
+    sid: &str,
+    id: u64,
+    name: &str,
+    args: Value,
+) -> Value {
     let (st, _, body) = mcp(
         app,
         url,
@@ -282,14 +301,30 @@ async fn server_everything_through_the_gateway_with_the_sdk_client() {
     let (st, _, body) = mcp(&app, &url, Some(&admin), None, &init_msg()).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "missing_secrets");
-    assert_eq!(body["error"]["details"]["missing"][0]["name"], "EVERYTHING_TOKEN");
+    assert_eq!(
+        body["error"]["details"]["missing"][0]["name"],
+        "EVERYTHING_TOKEN"
+    );
     assert_eq!(
         body["error"]["details"]["missing"][0]["description"],
         "A token only its owner's process may see"
     );
-    assert_eq!(body["error"]["details"]["set_with"], "sigil secrets set EVERYTHING_TOKEN");
-    let d = app.get_as(&admin, &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap())).await;
-    assert_eq!(d.body["instances"].as_array().unwrap().len(), 0, "{}", d.body);
+    assert_eq!(
+        body["error"]["details"]["set_with"],
+        "sigil secrets set EVERYTHING_TOKEN"
+    );
+    let d = app
+        .get_as(
+            &admin,
+            &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        d.body["instances"].as_array().unwrap().len(),
+        0,
+        "{}",
+        d.body
+    );
 
     set_secret(&app, &admin, "EVERYTHING_TOKEN", "alpha-value-1").await;
     let bob = app.member("bob").await;
@@ -312,10 +347,18 @@ async fn server_everything_through_the_gateway_with_the_sdk_client() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for t in ["echo", "get-sum", "get-env", "trigger-long-running-operation"] {
+    for t in [
+        "echo",
+        "get-sum",
+        "get-env",
+        "trigger-long-running-operation",
+    ] {
         assert!(tools.contains(&t), "{t} in {tools:?}");
     }
-    assert_eq!(res[1]["result"]["content"][0]["text"], "Echo: hello gateway");
+    assert_eq!(
+        res[1]["result"]["content"][0]["text"],
+        "Echo: hello gateway"
+    );
     assert!(
         res[2]["result"]["content"][0]["text"]
             .as_str()
@@ -325,19 +368,33 @@ async fn server_everything_through_the_gateway_with_the_sdk_client() {
         res[2]
     );
     let progress = res[3]["progress"].as_array().unwrap();
-    assert_eq!(progress.len(), 3, "three progress notifications: {}", res[3]);
+    assert_eq!(
+        progress.len(),
+        3,
+        "three progress notifications: {}",
+        res[3]
+    );
     assert_eq!(progress[2]["progress"], 3);
     let env: Value =
         serde_json::from_str(res[4]["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(env["EVERYTHING_TOKEN"], "alpha-value-1");
-    assert!(env.get("CARGO_MANIFEST_DIR").is_none(), "clean environment: {env}");
+    assert!(
+        env.get("CARGO_MANIFEST_DIR").is_none(),
+        "clean environment: {env}"
+    );
     assert!(
         env["HOME"].as_str().unwrap().contains("/run/"),
         "HOME in the instance dir: {env}"
     );
 
     // A second user gets their own value, from their own process.
-    let report = sdk_client(&deps, &url, &bob, json!([{"op": "call", "name": "get-env"}])).await;
+    let report = sdk_client(
+        &deps,
+        &url,
+        &bob,
+        json!([{"op": "call", "name": "get-env"}]),
+    )
+    .await;
     assert_eq!(report["ok"], true, "{report}");
     let env: Value = serde_json::from_str(
         report["results"][0]["result"]["content"][0]["text"]
@@ -346,7 +403,12 @@ async fn server_everything_through_the_gateway_with_the_sdk_client() {
     )
     .unwrap();
     assert_eq!(env["EVERYTHING_TOKEN"], "beta-value-2");
-    let d = app.get_as(&admin, &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap())).await;
+    let d = app
+        .get_as(
+            &admin,
+            &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap()),
+        )
+        .await;
     let pids: Vec<u64> = d.body["instances"]
         .as_array()
         .unwrap()
@@ -357,7 +419,12 @@ async fn server_everything_through_the_gateway_with_the_sdk_client() {
     assert_ne!(pids[0], pids[1]);
 
     // The values never show in the deployment's API views or logs.
-    let logs = app.get_as(&admin, &format!("/api/v1/deployments/{}/logs", dep["id"].as_str().unwrap())).await;
+    let logs = app
+        .get_as(
+            &admin,
+            &format!("/api/v1/deployments/{}/logs", dep["id"].as_str().unwrap()),
+        )
+        .await;
     assert!(!logs.body.to_string().contains("alpha-value-1"));
     assert!(!d.body.to_string().contains("beta-value-2"));
 
@@ -372,17 +439,33 @@ async fn transport_rules_and_status_codes() {
     need!(node);
     let app = TestApp::start_tweaked(fast_runtime).await;
     let admin = app.admin_key.clone();
-    let dep = publish_and_deploy(&app, &admin, &fixture_manifest("fixture", &[], false), "application/yaml").await;
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("fixture", &[], false),
+        "application/yaml",
+    )
+    .await;
     let url = dep["url"].as_str().unwrap().to_string();
 
     // Authentication: 401 with a Bearer challenge, missing or bad.
     let (st, h, body) = mcp(&app, &url, None, None, &init_msg()).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert!(h["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        h["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     assert_eq!(body["error"]["code"], "invalid_api_key");
     let (st, h, _) = mcp(&app, &url, Some("sgl_nope"), None, &init_msg()).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert!(h["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        h["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
 
     let raw = |accept: &str, ct: &str, body: &str| {
         app.client
@@ -393,43 +476,80 @@ async fn transport_rules_and_status_codes() {
             .body(body.to_string())
     };
     let init = init_msg().to_string();
-    let r = raw("application/json", "application/json", &init).send().await.unwrap();
+    let r = raw("application/json", "application/json", &init)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE);
-    let r = raw("application/json, text/event-stream", "text/plain", &init).send().await.unwrap();
+    let r = raw("application/json, text/event-stream", "text/plain", &init)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let r = raw("application/json, text/event-stream", "application/json", "{not json").send().await.unwrap();
+    let r = raw(
+        "application/json, text/event-stream",
+        "application/json",
+        "{not json",
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["error"]["code"], -32700, "{b}");
-    let r = raw("application/json, text/event-stream", "application/json", &init)
-        .header("mcp-protocol-version", "1999-01-01")
-        .send()
-        .await
-        .unwrap();
+    let r = raw(
+        "application/json, text/event-stream",
+        "application/json",
+        &init,
+    )
+    .header("mcp-protocol-version", "1999-01-01")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = raw("application/json, text/event-stream", "application/json", &init)
-        .header("origin", "http://evil.example.com")
-        .send()
-        .await
-        .unwrap();
+    let r = raw(
+        "application/json, text/event-stream",
+        "application/json",
+        &init,
+    )
+    .header("origin", "http://evil.example.com")
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "foreign Origin");
-    let r = raw("application/json, text/event-stream", "application/json", &init)
-        .header("host", "evil.example.com")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN, "foreign Host (DNS rebinding)");
-    let r = raw("application/json, text/event-stream", "application/json", &init)
-        .header("origin", app.base.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = raw(
+        "application/json, text/event-stream",
+        "application/json",
+        &init,
+    )
+    .header("host", "evil.example.com")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "foreign Host (DNS rebinding)"
+    );
+    let r = raw(
+        "application/json, text/event-stream",
+        "application/json",
+        &init,
+    )
+    .header("origin", app.base.clone())
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "same origin is fine");
 
     // Sessions.
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
     let (st, _, _) = mcp(&app, &url, Some(&admin), None, &list).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "no session on a non-initialize");
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "no session on a non-initialize"
+    );
     let (st, _, body) = mcp(&app, &url, Some(&admin), Some("nope"), &list).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "session_expired");
@@ -440,7 +560,11 @@ async fn transport_rules_and_status_codes() {
     assert!(body["result"]["tools"].as_array().unwrap().len() >= 5);
     let carol = app.member("carol").await;
     let (st, _, _) = mcp(&app, &url, Some(&carol), Some(&sid), &list).await;
-    assert_eq!(st, StatusCode::NOT_FOUND, "another caller's session id is unknown to them");
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "another caller's session id is unknown to them"
+    );
     let (st, _, body) = mcp(&app, &url, Some(&admin), Some(&sid), &json!([list])).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
 
@@ -455,7 +579,12 @@ async fn transport_rules_and_status_codes() {
     };
     let first = get(&sid).await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
-    assert!(first.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        first.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let second = get(&sid).await.unwrap();
     assert_eq!(second.status(), StatusCode::CONFLICT);
     drop(first);
@@ -471,7 +600,12 @@ async fn transport_rules_and_status_codes() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
-    assert!(h["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     assert_eq!(body["id"], "p1");
     assert_eq!(text_of(&body), "done 2");
 
@@ -489,7 +623,14 @@ async fn transport_rules_and_status_codes() {
     assert_eq!(st, StatusCode::NOT_FOUND);
 
     // Unknown deployment or package.
-    let (st, _, body) = mcp(&app, &app.url("/mcp/admin/nothing"), Some(&admin), None, &init_msg()).await;
+    let (st, _, body) = mcp(
+        &app,
+        &app.url("/mcp/admin/nothing"),
+        Some(&admin),
+        None,
+        &init_msg(),
+    )
+    .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "mcp_not_found");
     app.stop().await;
@@ -500,24 +641,51 @@ async fn missing_secret_is_422_and_starts_no_process() {
     need!(node);
     let app = TestApp::start_tweaked(fast_runtime).await;
     let admin = app.admin_key.clone();
-    let dep = publish_and_deploy(&app, &admin, &fixture_manifest("secretive", &[], true), "application/yaml").await;
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("secretive", &[], true),
+        "application/yaml",
+    )
+    .await;
     let url = dep["url"].as_str().unwrap().to_string();
     let (st, _, body) = mcp(&app, &url, Some(&admin), None, &init_msg()).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "missing_secrets");
-    assert_eq!(body["error"]["details"]["missing"][0]["name"], "FIXTURE_TOKEN");
+    assert_eq!(
+        body["error"]["details"]["missing"][0]["name"],
+        "FIXTURE_TOKEN"
+    );
     assert_eq!(
         body["error"]["details"]["missing"][0]["description"],
         "Token the fixture reads"
     );
-    let d = app.get_as(&admin, &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap())).await;
-    assert!(d.body["instances"].as_array().unwrap().is_empty(), "{}", d.body);
+    let d = app
+        .get_as(
+            &admin,
+            &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap()),
+        )
+        .await;
+    assert!(
+        d.body["instances"].as_array().unwrap().is_empty(),
+        "{}",
+        d.body
+    );
     assert!(!app.url("").is_empty());
 
     // With it set: the server sees it.
     set_secret(&app, &admin, "FIXTURE_TOKEN", "tok-admin").await;
     let sid = open_session(&app, &url, &admin).await;
-    let body = call_tool(&app, &url, &admin, &sid, 5, "env", json!({"name": "FIXTURE_TOKEN"})).await;
+    let body = call_tool(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        5,
+        "env",
+        json!({"name": "FIXTURE_TOKEN"}),
+    )
+    .await;
     assert_eq!(text_of(&body), "tok-admin");
     app.stop().await;
 }
@@ -527,7 +695,13 @@ async fn a_crash_mid_call_is_an_error_then_the_server_restarts() {
     need!(node);
     let app = TestApp::start_tweaked(fast_runtime).await;
     let admin = app.admin_key.clone();
-    let dep = publish_and_deploy(&app, &admin, &fixture_manifest("crashy", &[], false), "application/yaml").await;
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("crashy", &[], false),
+        "application/yaml",
+    )
+    .await;
     let url = dep["url"].as_str().unwrap().to_string();
     let id = dep["id"].as_str().unwrap().to_string();
     let sid = open_session(&app, &url, &admin).await;
@@ -539,15 +713,28 @@ async fn a_crash_mid_call_is_an_error_then_the_server_restarts() {
     assert!(t.elapsed() < Duration::from_secs(10), "no hang");
     assert_eq!(body["error"]["code"], -32603, "{body}");
     // The next call waits for the restart and works, in a new process.
-    let body = call_tool(&app, &url, &admin, &sid, 3, "echo", json!({"message": "again"})).await;
+    let body = call_tool(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        3,
+        "echo",
+        json!({"message": "again"}),
+    )
+    .await;
     assert_eq!(text_of(&body), "Echo: again");
     let pid2: u64 = text_of(&call_tool(&app, &url, &admin, &sid, 4, "pid", json!({})).await)
         .parse()
         .unwrap();
     assert_ne!(pid1, pid2);
-    let d = app.get_as(&admin, &format!("/api/v1/deployments/{id}")).await;
+    let d = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}"))
+        .await;
     assert!(d.body["restarts"].as_u64().unwrap() >= 1, "{}", d.body);
-    let ev = app.get_as(&admin, &format!("/api/v1/deployments/{id}/events")).await;
+    let ev = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/events"))
+        .await;
     let kinds: Vec<&str> = ev.body["events"]
         .as_array()
         .unwrap()
@@ -555,8 +742,14 @@ async fn a_crash_mid_call_is_an_error_then_the_server_restarts() {
         .filter_map(|e| e["kind"].as_str())
         .collect();
     assert!(kinds.contains(&"restarting"), "{kinds:?}");
-    let logs = app.get_as(&admin, &format!("/api/v1/deployments/{id}/logs")).await;
-    assert!(logs.body.to_string().contains("crashing on purpose"), "{}", logs.body);
+    let logs = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/logs"))
+        .await;
+    assert!(
+        logs.body.to_string().contains("crashing on purpose"),
+        "{}",
+        logs.body
+    );
     app.stop().await;
 }
 
@@ -582,17 +775,26 @@ async fn an_always_crashing_server_ends_failed_with_its_stderr() {
     assert_eq!(st, StatusCode::BAD_GATEWAY, "{body}");
     assert_eq!(body["error"]["code"], "connection_failed");
     let d = wait_status(&app, &admin, &id, &["failed"], Duration::from_secs(20)).await;
-    assert!(d["lastError"].as_str().unwrap().contains("giving up"), "{d}");
+    assert!(
+        d["lastError"].as_str().unwrap().contains("giving up"),
+        "{d}"
+    );
     assert!(
         d["lastStderr"].to_string().contains("refusing to start"),
         "{d}"
     );
-    let h = app.get_as(&admin, &format!("/api/v1/deployments/{id}/health")).await;
+    let h = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/health"))
+        .await;
     assert_eq!(h.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(h.body["status"], "failed");
     // A restart clears it (and it fails again, but only after trying).
     let r = app
-        .post_json(Some(&admin), &format!("/api/v1/deployments/{id}/restart"), &json!({}))
+        .post_json(
+            Some(&admin),
+            &format!("/api/v1/deployments/{id}/restart"),
+            &json!({}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_ne!(r.body["status"], "failed", "{}", r.body);
@@ -608,7 +810,13 @@ async fn idle_instances_stop_and_start_again_on_the_next_call() {
     })
     .await;
     let admin = app.admin_key.clone();
-    let dep = publish_and_deploy(&app, &admin, &fixture_manifest("sleepy", &[], false), "application/yaml").await;
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("sleepy", &[], false),
+        "application/yaml",
+    )
+    .await;
     let url = dep["url"].as_str().unwrap().to_string();
     let id = dep["id"].as_str().unwrap().to_string();
     let sid = open_session(&app, &url, &admin).await;
@@ -617,10 +825,15 @@ async fn idle_instances_stop_and_start_again_on_the_next_call() {
         .unwrap();
     let t = Instant::now();
     while alive(pid1) {
-        assert!(t.elapsed() < Duration::from_secs(10), "idle instance still running");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "idle instance still running"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let h = app.get_as(&admin, &format!("/api/v1/deployments/{id}/health")).await;
+    let h = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/health"))
+        .await;
     assert_eq!(h.body["status"], "idle", "{}", h.body);
     let pid2: u64 = text_of(&call_tool(&app, &url, &admin, &sid, 2, "pid", json!({})).await)
         .parse()
@@ -636,7 +849,13 @@ async fn shutdown_leaves_no_child_processes() {
     need!(node);
     let app = TestApp::start_tweaked(fast_runtime).await;
     let admin = app.admin_key.clone();
-    let dep = publish_and_deploy(&app, &admin, &fixture_manifest("orphans", &[], true), "application/yaml").await;
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("orphans", &[], true),
+        "application/yaml",
+    )
+    .await;
     let url = dep["url"].as_str().unwrap().to_string();
     let bob = app.member("bob").await;
     set_secret(&app, &admin, "FIXTURE_TOKEN", "a").await;
@@ -679,22 +898,43 @@ async fn deployments_api_and_unsupported_kinds() {
     let r = app.publish(Some(&admin), oci, "application/json").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = app
-        .post_json(Some(&admin), "/api/v1/deploy", &json!({"package": "io.github.admin/oci-only"}))
+        .post_json(
+            Some(&admin),
+            "/api/v1/deploy",
+            &json!({"package": "io.github.admin/oci-only"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.code(), "unsupported_runtime");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("Cloud Run"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Cloud Run")
+    );
     // Commands are off unless the admin allows them.
     let r = app
-        .publish(Some(&admin), &fixture_manifest("cmd", &[], false), "application/yaml")
+        .publish(
+            Some(&admin),
+            &fixture_manifest("cmd", &[], false),
+            "application/yaml",
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let r = app
-        .post_json(Some(&admin), "/api/v1/deploy", &json!({"package": "admin/cmd"}))
+        .post_json(
+            Some(&admin),
+            "/api/v1/deploy",
+            &json!({"package": "admin/cmd"}),
+        )
         .await;
     assert_eq!(r.code(), "unsupported_runtime");
     let r = app
-        .post_json(Some(&admin), "/api/v1/deploy", &json!({"package": "admin/none"}))
+        .post_json(
+            Some(&admin),
+            "/api/v1/deploy",
+            &json!({"package": "admin/none"}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app.get_as(&admin, "/api/v1/deployments").await;
@@ -710,21 +950,43 @@ async fn deployments_survive_a_restart_and_start_lazily() {
     let tmp = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(tmp.path(), None, fast_runtime).await;
     let admin = app.admin_key.clone();
-    let dep = publish_and_deploy(&app, &admin, &fixture_manifest("durable", &[], false), "application/yaml").await;
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("durable", &[], false),
+        "application/yaml",
+    )
+    .await;
     let id = dep["id"].as_str().unwrap().to_string();
     let (_, key) = app.stop().await;
     let app = TestApp::start_with(tmp.path(), Some(key), fast_runtime).await;
-    let d = app.get_as(&admin, &format!("/api/v1/deployments/{id}")).await;
+    let d = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}"))
+        .await;
     assert_eq!(d.status, StatusCode::OK, "{}", d.body);
     assert_eq!(d.body["status"], "ready");
     assert!(d.body["instances"].as_array().unwrap().is_empty(), "lazy");
-    let url = d.body["url"].as_str().unwrap().replace("localhost", "127.0.0.1");
+    let url = d.body["url"]
+        .as_str()
+        .unwrap()
+        .replace("localhost", "127.0.0.1");
     let url = format!("{}{}", app.base, &url[url.find("/mcp/").unwrap()..]);
     let sid = open_session(&app, &url, &admin).await;
-    let body = call_tool(&app, &url, &admin, &sid, 1, "echo", json!({"message": "back"})).await;
+    let body = call_tool(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        1,
+        "echo",
+        json!({"message": "back"}),
+    )
+    .await;
     assert_eq!(text_of(&body), "Echo: back");
     // Deleting stops it and keeps the history.
-    let r = app.delete(&admin, &format!("/api/v1/deployments/{id}")).await;
+    let r = app
+        .delete(&admin, &format!("/api/v1/deployments/{id}"))
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let (st, _, _) = mcp(&app, &url, Some(&admin), Some(&sid), &init_msg()).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
