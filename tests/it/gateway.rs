@@ -158,8 +158,7 @@ async fn mcp(
     let body = if is_sse {
         text.lines()
             .filter_map(|l| l.strip_prefix("data:"))
-            .filter(|d| !d.trim().is_empty())
-            .next_back()
+            .rfind(|d| !d.trim().is_empty())
             .and_then(|d| serde_json::from_str(d.trim()).ok())
             .unwrap_or(Value::Null)
     } else {
