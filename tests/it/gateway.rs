@@ -991,3 +991,62 @@ async fn deployments_survive_a_restart_and_start_lazily() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_share_one_stdio_process_with_rewritten_ids() {
+    need!(node);
+    let app = TestApp::start_tweaked(fast_runtime).await;
+    let admin = app.admin_key.clone();
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("shared", &[], false),
+        "application/yaml",
+    )
+    .await;
+    let url = dep["url"].as_str().unwrap().to_string();
+    let carol = app.member("carol").await;
+    let a = open_session(&app, &url, &admin).await;
+    let b = open_session(&app, &url, &carol).await;
+    // Both sessions use request id 7 at once; the slow one answers last (out of order).
+    let slow = call_tool(&app, &url, &admin, &a, 7, "slow", json!({"ms": 400}));
+    let fast = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        let r = call_tool(&app, &url, &carol, &b, 7, "echo", json!({"message": "b"})).await;
+        (r, t.elapsed())
+    };
+    let (slow, (fast, fast_took)) = tokio::join!(slow, fast);
+    assert_eq!(text_of(&slow), "slept 400");
+    assert_eq!(text_of(&fast), "Echo: b");
+    assert!(
+        fast_took < Duration::from_millis(300),
+        "not serialized behind the slow call"
+    );
+    let pa = text_of(&call_tool(&app, &url, &admin, &a, 8, "pid", json!({})).await);
+    let pb = text_of(&call_tool(&app, &url, &carol, &b, 8, "pid", json!({})).await);
+    assert_eq!(pa, pb, "no declared secrets: one shared process");
+    let d = app
+        .get_as(
+            &admin,
+            &format!("/api/v1/deployments/{}", dep["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(
+        d.body["instances"].as_array().unwrap().len(),
+        1,
+        "{}",
+        d.body
+    );
+    assert_eq!(d.body["status"], "running");
+    // Metering reached the store (flushed at shutdown at the latest).
+    let store = app.app().store.clone();
+    app.stop().await;
+    let usage = sigil::gateway::usage_of(&store, "admin").unwrap();
+    let calls: u64 = usage
+        .iter()
+        .map(|u| u.methods.get("tools/call").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(calls, 2, "{usage:?}");
+    assert_eq!(usage[0].tools.get("slow"), Some(&1));
+}
