@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::ambient::Ambient;
 use crate::auth::{Accounts, Bootstrap};
 use crate::config::Config;
+use crate::deployments::{DeployError, Deployments};
+use crate::gateway::Gateway;
 use crate::registry::{Registry, RegistryError};
+use crate::runtime::{LocalRuntime, Runtime, RuntimeError};
 use crate::search::{Indexer, SearchError, SearchIndex};
 use crate::store::{Store, StoreError};
 use crate::vault::{Secrets, Vault, VaultError, VaultOptions};
@@ -30,6 +33,10 @@ pub enum StartError {
     Registry(#[from] RegistryError),
     #[error("first-run setup failed: {0}")]
     Bootstrap(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot load deployments: {0}")]
+    Deployments(#[from] DeployError),
 }
 
 /// Everything a request handler may reach, behind one `Arc`.
@@ -40,6 +47,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     pub secrets: Arc<Secrets>,
     pub ambient: Ambient,
+    pub deployments: Arc<Deployments>,
+    pub gateway: Arc<Gateway>,
     ready: AtomicBool,
 }
 
@@ -100,6 +109,28 @@ impl App {
                 "search index rebuilt from the store"
             );
         }
+        // Deployments come back from the store; their instances start on first use.
+        let (runtime, events) = LocalRuntime::new(
+            config.runtime.clone(),
+            config.packages_dir(),
+            config.run_dir(),
+        )?;
+        let runtime: Arc<dyn Runtime> = runtime;
+        let deployments = Deployments::start(
+            store.clone(),
+            registry.clone(),
+            runtime,
+            events,
+            ambient.clone(),
+            config.runtime.allow_commands,
+        )?;
+        let gateway = Gateway::start(
+            deployments.clone(),
+            secrets.clone(),
+            store.clone(),
+            ambient.clone(),
+            config.gateway.clone(),
+        );
         Ok(Arc::new(App {
             config,
             store,
@@ -107,6 +138,8 @@ impl App {
             registry,
             secrets,
             ambient,
+            deployments,
+            gateway,
             ready: AtomicBool::new(true),
         }))
     }
@@ -115,9 +148,11 @@ impl App {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Stop taking new work and flush background writers.
+    /// Stop taking new work, flush background writers, stop every MCP server process.
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        self.gateway.shutdown().await;
+        self.deployments.shutdown().await;
         self.registry.shutdown().await;
     }
 }

@@ -31,6 +31,125 @@ pub struct Config {
     pub vault_passphrase: Option<SecretValue>,
     /// Upstream registries `sigil serve` pulls from on a schedule (`[[mirror]]`).
     pub mirrors: Vec<MirrorConfig>,
+    /// `[runtime]`: how MCP servers are installed and supervised.
+    pub runtime: RuntimeConfig,
+    /// `[gateway]`: the MCP endpoint.
+    pub gateway: GatewayConfig,
+}
+
+/// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Where packages are installed, once per version. Default: `<data>/packages`.
+    pub packages_dir: Option<PathBuf>,
+    pub node: String,
+    pub npm: String,
+    pub python: String,
+    /// npm registry URL (`--registry`); npm's own default when unset.
+    pub npm_registry: Option<String>,
+    /// npm cache directory (`--cache`); a pre-filled cache makes air-gapped installs work.
+    pub npm_cache: Option<PathBuf>,
+    /// Install from the cache only (`npm install --offline`, `pip --no-index`).
+    pub offline: bool,
+    /// PyPI index URL (`pip --index-url`).
+    pub pypi_index: Option<String>,
+    /// pip `--find-links` directory (wheels for air-gapped installs).
+    pub pypi_find_links: Option<PathBuf>,
+    /// PATH given to servers (their environment is otherwise clean). Default: Sigil's own.
+    pub path: Option<String>,
+    /// Run `command` packages (mcp.yaml `command`). Off by default: it runs whatever a
+    /// publisher wrote on this host.
+    pub allow_commands: bool,
+    /// Hosts or CIDR ranges remote upstreams may use although they are loopback, private,
+    /// link-local or metadata addresses (e.g. `127.0.0.1`, `10.0.0.0/8`).
+    pub allow_private_upstreams: Vec<String>,
+    /// Stop an instance after this long without requests (scale to zero). 0 = never.
+    pub idle_timeout_secs: u64,
+    /// Give up (deployment `failed`) after this many consecutive crashes.
+    pub max_restarts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A run at least this long resets the crash count.
+    pub stable_after_secs: u64,
+    /// Longest wait for an instance to start and answer `initialize`.
+    pub start_timeout_secs: u64,
+    /// Longest wait for a package install.
+    pub install_timeout_secs: u64,
+    /// MCP `ping` health check interval for running instances. 0 = off.
+    pub health_interval_secs: u64,
+    /// Grace periods of a stop: after closing stdin, then after SIGTERM.
+    pub stop_grace_ms: u64,
+    /// stderr lines kept in memory per deployment.
+    pub log_lines: usize,
+    /// Size at which `stderr.log` is rotated to `stderr.log.1`.
+    pub log_file_bytes: u64,
+    /// rlimits applied to every server process (0 = inherit).
+    pub limit_memory_mb: u64,
+    pub limit_open_files: u64,
+    pub limit_processes: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            packages_dir: None,
+            node: "node".into(),
+            npm: "npm".into(),
+            python: "python3".into(),
+            npm_registry: None,
+            npm_cache: None,
+            offline: false,
+            pypi_index: None,
+            pypi_find_links: None,
+            path: None,
+            allow_commands: false,
+            allow_private_upstreams: Vec::new(),
+            idle_timeout_secs: 900,
+            max_restarts: 5,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            stable_after_secs: 30,
+            start_timeout_secs: 60,
+            install_timeout_secs: 600,
+            health_interval_secs: 30,
+            stop_grace_ms: 2_000,
+            log_lines: 500,
+            log_file_bytes: 1024 * 1024,
+            limit_memory_mb: 0,
+            limit_open_files: 0,
+            limit_processes: 0,
+        }
+    }
+}
+
+/// `[gateway]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `Host` values accepted on /mcp (DNS-rebinding protection). Empty: loopback names
+    /// when listening on loopback, anything otherwise.
+    pub allowed_hosts: Vec<String>,
+    /// Extra `Origin`s accepted besides the request's own host.
+    pub allowed_origins: Vec<String>,
+    /// Longest a forwarded request may take.
+    pub request_timeout_secs: u64,
+    /// Sessions unused this long are forgotten (their id then gets 404).
+    pub session_idle_secs: u64,
+    /// How often metering aggregates are written to the store.
+    pub meter_flush_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            request_timeout_secs: 300,
+            session_idle_secs: 3600,
+            meter_flush_secs: 10,
+        }
+    }
 }
 
 /// Smallest accepted `interval_secs`: a mirror should not hammer its upstream.
@@ -65,6 +184,8 @@ impl Default for Config {
             log: "info".into(),
             vault_passphrase: None,
             mirrors: Vec::new(),
+            runtime: RuntimeConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -81,6 +202,8 @@ pub struct FileConfig {
     pub vault_passphrase_file: Option<PathBuf>,
     #[serde(default)]
     pub mirror: Vec<MirrorConfig>,
+    pub runtime: Option<RuntimeConfig>,
+    pub gateway: Option<GatewayConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -133,6 +256,12 @@ impl Config {
             None => FileConfig::default(),
         };
         let mut c = Config::default();
+        if let Some(r) = parsed.runtime {
+            c.runtime = r;
+        }
+        if let Some(g) = parsed.gateway {
+            c.gateway = g;
+        }
         c.apply(
             parsed.listen,
             parsed.data_dir,
@@ -195,6 +324,16 @@ impl Config {
     }
     pub fn index_dir(&self) -> PathBuf {
         self.data_dir.join("index")
+    }
+    pub fn packages_dir(&self) -> PathBuf {
+        self.runtime
+            .packages_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("packages"))
+    }
+    /// Instance directories (HOME, TMPDIR) and per-deployment logs.
+    pub fn run_dir(&self) -> PathBuf {
+        self.data_dir.join("run")
     }
 }
 
@@ -348,6 +487,20 @@ mod tests {
             let err = Config::load(Some(&f), Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn runtime_section_is_strict_and_defaults_the_rest() {
+        let f = parse_file(
+            Path::new("x.toml"),
+            "[runtime]\nidle_timeout_secs = 5\nallow_private_upstreams = [\"127.0.0.1\"]\n",
+        )
+        .unwrap();
+        let r = f.runtime.unwrap();
+        assert_eq!(r.idle_timeout_secs, 5);
+        assert_eq!(r.max_restarts, RuntimeConfig::default().max_restarts);
+        let err = parse_file(Path::new("x.toml"), "[runtime]\nidle_timeout = 5\n").unwrap_err();
+        assert!(err.to_string().contains("idle_timeout"), "{err}");
     }
 
     #[test]

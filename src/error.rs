@@ -25,6 +25,20 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Not ready yet (index rebuilding, shutting down).
     Unavailable,
+    /// The caller lacks secrets the server requires; details list them.
+    MissingSecrets,
+    /// A secret the server needs has the wrong form (e.g. not a number).
+    InvalidSecrets,
+    /// The package kind cannot run on this runtime (e.g. `oci` locally).
+    UnsupportedRuntime,
+    /// No such MCP server or deployment behind a gateway URL.
+    McpNotFound,
+    /// The MCP server could not be started or reached.
+    ConnectionFailed,
+    /// The MCP session ended or never existed; initialize a new one.
+    SessionExpired,
+    /// The API key presented to the gateway is missing, unknown or revoked.
+    InvalidApiKey,
     Internal,
 }
 
@@ -43,6 +57,13 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::MissingSecrets => "missing_secrets",
+            ErrorCode::InvalidSecrets => "invalid_secrets",
+            ErrorCode::UnsupportedRuntime => "unsupported_runtime",
+            ErrorCode::McpNotFound => "mcp_not_found",
+            ErrorCode::ConnectionFailed => "connection_failed",
+            ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::Internal => "internal",
         }
     }

@@ -30,6 +30,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::MissingSecrets | ErrorCode::InvalidSecrets | ErrorCode::UnsupportedRuntime => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ErrorCode::McpNotFound | ErrorCode::SessionExpired => StatusCode::NOT_FOUND,
+        ErrorCode::ConnectionFailed => StatusCode::BAD_GATEWAY,
+        ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -3,7 +3,9 @@
 
 mod accounts;
 mod auth;
+mod deployments;
 pub mod error;
+mod mcp;
 mod official;
 mod packages;
 mod secrets;
@@ -22,6 +24,9 @@ use serde_json::json;
 use crate::app::App;
 use crate::error::ErrorCode;
 use error::ApiError;
+
+/// Largest MCP message accepted by the gateway.
+const MCP_MAX_BODY: usize = 4 * 1024 * 1024;
 
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
@@ -49,11 +54,37 @@ pub fn router(app: Arc<App>) -> Router {
                 .put(secrets::update)
                 .delete(secrets::delete),
         )
-        .route("/namespaces/{ns}/takeover", post(packages::take_over));
+        .route("/namespaces/{ns}/takeover", post(packages::take_over))
+        .route("/deploy", post(deployments::deploy))
+        .route("/deployments", get(deployments::list))
+        .route(
+            "/deployments/{id}",
+            get(deployments::get).delete(deployments::delete),
+        )
+        .route("/deployments/{id}/restart", post(deployments::restart))
+        .route("/deployments/{id}/logs", get(deployments::logs))
+        .route("/deployments/{id}/health", get(deployments::health))
+        .route("/deployments/{id}/events", get(deployments::events));
+    // The gateway: MCP messages may be larger than API bodies.
+    let gateway = Router::new()
+        .route(
+            "/mcp/{ns}/{name}",
+            post(mcp::post_package)
+                .get(mcp::get_package)
+                .delete(mcp::delete_package),
+        )
+        .route(
+            "/mcp/{ns}/{name}/{deployment}",
+            post(mcp::post_deployment)
+                .get(mcp::get_deployment)
+                .delete(mcp::delete_deployment),
+        )
+        .route_layer(DefaultBodyLimit::max(MCP_MAX_BODY));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
+        .merge(gateway)
         // The official MCP registry API: the same handlers under both prefixes.
         .nest("/v0", official::router())
         .nest("/v0.1", official::router())

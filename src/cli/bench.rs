@@ -17,7 +17,7 @@ use crate::search::SearchQuery;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure: `registry` or `vault`.
+    /// What to measure: `registry`, `vault` or `gateway`.
     #[arg(default_value = "registry")]
     target: String,
     /// How many versions to publish (vault: seal/open operations per value size).
@@ -38,9 +38,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.target == "vault" {
         return super::bench_vault::run(args.count);
     }
+    if args.target == "gateway" {
+        return super::bench_gateway::run(args.count, args.concurrency);
+    }
     anyhow::ensure!(
         args.target == "registry",
-        "unknown bench target {:?} (registry or vault)",
+        "unknown bench target {:?} (registry, vault or gateway)",
         args.target
     );
     let tmp;

@@ -1,6 +1,7 @@
 //! The command line: `sigil serve` and, later, the client verbs.
 
 mod bench;
+mod bench_gateway;
 mod bench_vault;
 mod mirror;
 mod serve;
@@ -23,7 +24,8 @@ pub struct Cli {
 enum Command {
     /// Run the server: registry API, search and (later) gateway and web UI.
     Serve(serve::ServeArgs),
-    /// Measure the registry (publish, search, time to ready) or the vault (seal/open).
+    /// Measure the registry (publish, search, time to ready), the vault (seal/open) or the
+    /// gateway (through Sigil vs direct).
     Bench(bench::BenchArgs),
     /// Manage the secrets vault of a data directory (with the server stopped).
     Vault(vault::VaultArgs),

@@ -20,6 +20,9 @@ pub(super) const ALL_TABLES: &[&str] = &[
     "audit",
     "mirror_state",
     "takeovers",
+    "deployments",
+    "deployment_events",
+    "usage",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,4 +349,120 @@ pub struct TakeoverRecord {
 }
 impl Record for TakeoverRecord {
     const TABLE: Table<Self> = Table::new("takeovers");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    /// The package is being installed.
+    Installing,
+    /// Installed; instances start on demand.
+    Ready,
+    /// Install failed, or an instance crashed more often than the restart policy allows.
+    Failed,
+    /// Stopped for good by its owner; kept for its history.
+    Deleted,
+}
+
+impl DeploymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Installing => "installing",
+            DeploymentStatus::Ready => "ready",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// Key: the deployment id (`dep_…`). Written on state changes only, never per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub package: String,
+    pub version: String,
+    /// The user who deployed it.
+    pub owner: String,
+    pub status: DeploymentStatus,
+    /// Non-secret settings (`config` in mcp.yaml) given at deploy time; defaults fill the rest.
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Crash restarts since the deployment was created.
+    #[serde(default)]
+    pub restarts: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The last stderr lines of the instance that failed, when it failed.
+    #[serde(default)]
+    pub last_stderr: Vec<String>,
+    #[serde(default)]
+    pub deleted_at: Option<i64>,
+}
+impl Record for DeploymentRecord {
+    const TABLE: Table<Self> = Table::new("deployments");
+}
+
+/// Key: [`deployment_event_key`], so a prefix scan is one deployment's history in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentEventRecord {
+    pub deployment: String,
+    pub at: i64,
+    /// Orders events within the same millisecond.
+    pub seq: u64,
+    /// created | installing | installed | install_failed | started | exited | restarting |
+    /// failed | idle_stopped | stopped | restart_requested | deleted
+    pub kind: String,
+    pub message: String,
+}
+impl Record for DeploymentEventRecord {
+    const TABLE: Table<Self> = Table::new("deployment_events");
+}
+
+pub fn deployment_event_key(deployment: &str, at: i64, seq: u64) -> Vec<u8> {
+    let mut k = deployment_events_prefix(deployment);
+    k.extend_from_slice(&at.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn deployment_events_prefix(deployment: &str) -> Vec<u8> {
+    let mut k = deployment.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// Key: [`usage_key`]: one row per (user, deployment, hour). Counters only grow; the
+/// gateway adds its in-memory aggregates in batches.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub user: String,
+    pub deployment: String,
+    /// Start of the hour, Unix milliseconds.
+    pub hour: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub latency_ms_total: u64,
+    pub latency_ms_max: u64,
+    /// Requests per JSON-RPC method.
+    #[serde(default)]
+    pub methods: std::collections::BTreeMap<String, u64>,
+    /// `tools/call` requests per tool name.
+    #[serde(default)]
+    pub tools: std::collections::BTreeMap<String, u64>,
+}
+impl Record for UsageRecord {
+    const TABLE: Table<Self> = Table::new("usage");
+}
+
+pub fn usage_key(user: &str, deployment: &str, hour: i64) -> Vec<u8> {
+    let mut k = user.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(deployment.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&hour.to_be_bytes());
+    k
 }

@@ -41,6 +41,14 @@ impl TestApp {
         app
     }
 
+    /// Start on a fresh temp dir with adjusted settings.
+    pub async fn start_tweaked(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut app = Self::start_with(tmp.path(), None, tweak).await;
+        app._tmp = Some(tmp);
+        app
+    }
+
     /// Start on an existing data dir; `admin_key` is needed when the dir is not fresh.
     pub async fn start_in(dir: &Path, admin_key: Option<String>) -> TestApp {
         Self::start_with(dir, admin_key, |_| {}).await

@@ -1,0 +1,266 @@
+//! `/api/v1/deploy` and `/api/v1/deployments`: thin handlers over
+//! [`crate::deployments::Deployments`] and the runtime's status and logs.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::Caller;
+use super::blocking;
+use super::error::{ApiError, from_json_rejection};
+use crate::ambient::rfc3339;
+use crate::app::App;
+use crate::deployments::{DeployError, Deployment};
+use crate::error::ErrorCode;
+use crate::runtime::{InstanceStatus, LogLine};
+use crate::store::DeploymentStatus;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployBody {
+    package: String,
+    version: Option<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+}
+
+/// `scheme://host` the client used, for absolute gateway URLs.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "https" || *s == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+fn instance_view(i: &InstanceStatus) -> Value {
+    json!({
+        "id": i.id,
+        "state": i.state,
+        "pid": i.pid,
+        "startedAt": i.started_at.map(rfc3339),
+        "restarts": i.restarts,
+        "error": i.error,
+    })
+}
+
+fn view(app: &App, d: &Deployment, base: &str) -> Value {
+    let r = &d.record;
+    let instances = app.deployments.runtime().status(&r.id);
+    let running = instances.iter().any(|i| i.state == "running");
+    let status = match r.status {
+        DeploymentStatus::Ready if running => "running",
+        s => s.as_str(),
+    };
+    json!({
+        "id": r.id,
+        "package": r.package,
+        "version": r.version,
+        "status": status,
+        "owner": r.owner,
+        "url": format!("{base}/mcp/{}/{}", r.package, r.id),
+        "packageUrl": format!("{base}/mcp/{}", r.package),
+        "config": r.config,
+        "createdAt": rfc3339(r.created_at),
+        "updatedAt": rfc3339(r.updated_at),
+        "restarts": r.restarts,
+        "lastError": r.last_error,
+        "lastStderr": r.last_stderr,
+        "deletedAt": r.deleted_at.map(rfc3339),
+        "instances": instances.iter().map(instance_view).collect::<Vec<_>>(),
+    })
+}
+
+fn found(app: &App, id: &str) -> Result<Arc<Deployment>, ApiError> {
+    app.deployments
+        .get(id)
+        .filter(|d| d.record.status != DeploymentStatus::Deleted)
+        .ok_or_else(|| DeployError::NotFound(id.into()).into())
+}
+
+pub async fn deploy(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    body: Result<Json<DeployBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(from_json_rejection)?;
+    let d = app
+        .deployments
+        .create(&who, &body.package, body.version.as_deref(), body.config)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(view(&app, &d, &base_url(&headers))),
+    )
+        .into_response())
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Caller(_who): Caller,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let base = base_url(&headers);
+    let all: Vec<Value> = app
+        .deployments
+        .list()
+        .iter()
+        .map(|d| view(&app, d, &base))
+        .collect();
+    Json(json!({ "deployments": all }))
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Caller(_who): Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = found(&app, &id)?;
+    Ok(Json(view(&app, &d, &base_url(&headers))))
+}
+
+pub async fn restart(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = app.deployments.restart(&who, &id).await?;
+    Ok(Json(view(&app, &d, &base_url(&headers))))
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.deployments.delete(&who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn health(
+    State(app): State<Arc<App>>,
+    Caller(_who): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let d = found(&app, &id)?;
+    let instances = app.deployments.runtime().status(&id);
+    let failed = d.record.status == DeploymentStatus::Failed
+        || instances.iter().any(|i| i.state == "failed");
+    let status = if failed {
+        "failed"
+    } else if d.record.status == DeploymentStatus::Installing {
+        "installing"
+    } else if instances.iter().any(|i| i.state == "running") {
+        "healthy"
+    } else if instances
+        .iter()
+        .any(|i| i.state == "starting" || i.state == "restarting")
+    {
+        "starting"
+    } else {
+        // Scaled to zero: nothing runs, and the next request starts it.
+        "idle"
+    };
+    let body = json!({
+        "status": status,
+        "lastError": d.record.last_error,
+        "instances": instances.iter().map(instance_view).collect::<Vec<_>>(),
+    });
+    let code = if failed {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+pub async fn events(
+    State(app): State<Arc<App>>,
+    Caller(_who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let deps = app.deployments.clone();
+    let events = blocking(move || deps.events(&id, 1000).map_err(ApiError::from)).await?;
+    let out: Vec<Value> = events
+        .iter()
+        .map(|e| json!({"at": rfc3339(e.at), "kind": e.kind, "message": e.message}))
+        .collect();
+    Ok(Json(json!({ "events": out })))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    follow: bool,
+    limit: Option<usize>,
+}
+
+fn log_view(l: &LogLine) -> Value {
+    json!({"at": rfc3339(l.at), "stream": l.stream, "instance": l.instance, "text": l.text})
+}
+
+/// Recent lines as JSON; with `follow=true`, those and then new ones as SSE `log` events.
+/// Owner or admin only: stderr can carry anything a server prints.
+pub async fn logs(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let d = found(&app, &id)?;
+    if d.record.owner != who.user && !who.is_admin() {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the user who deployed it, or an admin, can read its logs",
+        ));
+    }
+    let buf = app.deployments.runtime().logs(&id);
+    let limit = q.limit.unwrap_or(200).clamp(1, 5000);
+    if !q.follow {
+        let lines: Vec<Value> = buf.tail(limit).iter().map(log_view).collect();
+        return Ok(Json(json!({ "lines": lines })).into_response());
+    }
+    // Subscribe before reading the tail so no line falls between the two.
+    let rx = buf.subscribe();
+    let backlog: std::collections::VecDeque<LogLine> = buf.tail(limit).into();
+    let stream = futures_util::stream::unfold((backlog, rx), |(mut backlog, mut rx)| async move {
+        if let Some(l) = backlog.pop_front() {
+            let ev = Event::default().event("log").data(log_view(&l).to_string());
+            return Some((Ok::<_, Infallible>(ev), (backlog, rx)));
+        }
+        match rx.recv().await {
+            Ok(l) => {
+                let ev = Event::default().event("log").data(log_view(&l).to_string());
+                Some((Ok(ev), (backlog, rx)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let ev = Event::default()
+                    .event("lagged")
+                    .data(json!({"skipped": n}).to_string());
+                Some((Ok(ev), (backlog, rx)))
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}

@@ -1,0 +1,463 @@
+//! Deployments: a package version made runnable, with its history.
+//!
+//! The store holds one record per deployment and its events; they are written on state
+//! changes (deploy, install result, crash, give-up, restart, delete), never per request.
+//! An in-memory copy of every deployment serves the gateway's lookups, so resolving a
+//! gateway URL touches no redb transaction. Deployments survive a Sigil restart: they are
+//! loaded at start and their instances start on the first request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::ambient::Ambient;
+use crate::auth::Principal;
+use crate::error::{Coded, ErrorCode};
+use crate::registry::{Registry, RegistryError};
+use crate::runtime::{DeploymentSpec, Runtime, RuntimeError, RuntimeEvent, secret_requirements};
+use crate::store::{
+    DeploymentEventRecord, DeploymentRecord, DeploymentStatus, Reader, Store, StoreError,
+    VersionRecord, VersionStatus, deployment_event_key, deployment_events_prefix, version_key,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("deployment {0} not found")]
+    NotFound(String),
+    #[error("only the user who deployed it, or an admin, can change deployment {0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Coded for DeployError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            DeployError::NotFound(_) => ErrorCode::NotFound,
+            DeployError::Forbidden(_) => ErrorCode::Forbidden,
+            DeployError::Invalid(_) => ErrorCode::InvalidRequest,
+            DeployError::Registry(e) => e.code(),
+            DeployError::Runtime(e) => e.code(),
+            DeployError::Store(_) => ErrorCode::Internal,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            DeployError::Registry(e) => e.hint(),
+            DeployError::Runtime(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// A deployment as the gateway and API see it: its record and what to run.
+#[derive(Clone)]
+pub struct Deployment {
+    pub record: DeploymentRecord,
+    pub spec: DeploymentSpec,
+}
+
+pub struct Deployments {
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    runtime: Arc<dyn Runtime>,
+    ambient: Ambient,
+    allow_commands: bool,
+    cache: RwLock<HashMap<String, Arc<Deployment>>>,
+    seq: AtomicU64,
+}
+
+impl Deployments {
+    /// Load every deployment from the store and start recording the runtime's events.
+    pub fn start(
+        store: Arc<Store>,
+        registry: Arc<Registry>,
+        runtime: Arc<dyn Runtime>,
+        events: mpsc::UnboundedReceiver<RuntimeEvent>,
+        ambient: Ambient,
+        allow_commands: bool,
+    ) -> Result<Arc<Self>, DeployError> {
+        let this = Arc::new(Deployments {
+            store,
+            registry,
+            runtime,
+            ambient,
+            allow_commands,
+            cache: RwLock::new(HashMap::new()),
+            seq: AtomicU64::new(0),
+        });
+        let rows = this.store.read(|r| {
+            let deps = r.range::<DeploymentRecord>(None, None, usize::MAX)?;
+            let mut out = Vec::with_capacity(deps.len());
+            for (_, d) in deps {
+                let v = r.get::<VersionRecord>(&version_key(&d.package, &d.version))?;
+                out.push((d, v));
+            }
+            Ok::<_, StoreError>(out)
+        })?;
+        let mut resume = Vec::new();
+        for (rec, version) in rows {
+            let Some(version) = version else {
+                tracing::warn!(deployment = %rec.id, "deployment's version is gone from the store; skipping it");
+                continue;
+            };
+            if rec.status == DeploymentStatus::Installing {
+                resume.push(rec.id.clone());
+            }
+            this.put_cache(rec, Arc::new(version.server));
+        }
+        // Weak: the task must not keep the store open after the app is dropped.
+        let me = Arc::downgrade(&this);
+        tokio::spawn(record_events(me, events));
+        for id in resume {
+            this.spawn_install(id);
+        }
+        Ok(this)
+    }
+
+    fn put_cache(
+        &self,
+        record: DeploymentRecord,
+        server: Arc<crate::registry::manifest::ServerVersion>,
+    ) {
+        let spec = DeploymentSpec {
+            id: record.id.clone(),
+            server,
+            config: record.config.clone(),
+        };
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.id.clone(), Arc::new(Deployment { record, spec }));
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    pub fn allow_commands(&self) -> bool {
+        self.allow_commands
+    }
+
+    /// From the in-memory copy: no store access.
+    pub fn get(&self, id: &str) -> Option<Arc<Deployment>> {
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// The package's default deployment: its oldest one that is not deleted.
+    pub fn default_for(&self, package: &str) -> Option<Arc<Deployment>> {
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|d| d.record.package == package && d.record.status != DeploymentStatus::Deleted)
+            .min_by(|a, b| {
+                (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
+            })
+            .cloned()
+    }
+
+    /// Every deployment that is not deleted, newest first.
+    pub fn list(&self) -> Vec<Arc<Deployment>> {
+        let mut all: Vec<_> = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|d| d.record.status != DeploymentStatus::Deleted)
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| {
+            (b.record.created_at, &b.record.id).cmp(&(a.record.created_at, &a.record.id))
+        });
+        all
+    }
+
+    /// Deploy `package` at `version` (latest when `None`). Returns at once with status
+    /// `installing`; the install runs in the background.
+    pub async fn create(
+        self: &Arc<Self>,
+        who: &Principal,
+        package: &str,
+        version: Option<&str>,
+        config: BTreeMap<String, String>,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        let info = self
+            .registry
+            .version(package, version.unwrap_or("latest"))?;
+        if info.record.status == VersionStatus::Deleted {
+            return Err(DeployError::Invalid(format!(
+                "version {} of {package} is deleted and cannot be deployed",
+                info.record.server.version
+            )));
+        }
+        let server = Arc::new(info.record.server);
+        // Refuse what cannot run here before anything is recorded.
+        secret_requirements(&server, self.allow_commands)?;
+        let now = self.ambient.now_ms();
+        let record = DeploymentRecord {
+            id: self.ambient.id("dep"),
+            package: server.name.clone(),
+            version: server.version.clone(),
+            owner: who.user.clone(),
+            status: DeploymentStatus::Installing,
+            config,
+            created_at: now,
+            updated_at: now,
+            restarts: 0,
+            last_error: None,
+            last_stderr: Vec::new(),
+            deleted_at: None,
+        };
+        let msg = format!(
+            "{} deployed {}@{}",
+            who.user, record.package, record.version
+        );
+        let rec = record.clone();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.store.write(|w| {
+                w.put(rec.id.as_bytes(), &rec)?;
+                this.put_event(w, &rec.id, "created", msg)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
+        self.put_cache(record.clone(), server);
+        self.spawn_install(record.id.clone());
+        let id = record.id;
+        self.get(&id).ok_or(DeployError::NotFound(id))
+    }
+
+    fn spawn_install(self: &Arc<Self>, id: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Some(d) = this.get(&id) else { return };
+            let result = this.runtime.deploy(&d.spec).await;
+            let update = match result {
+                Ok(()) => {
+                    this.update(&id, None, |r| {
+                        if r.status == DeploymentStatus::Installing {
+                            r.status = DeploymentStatus::Ready;
+                            r.last_error = None;
+                        }
+                    })
+                    .await
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    this.update(&id, None, move |r| {
+                        if r.status == DeploymentStatus::Installing {
+                            r.status = DeploymentStatus::Failed;
+                            r.last_error = Some(reason);
+                        }
+                    })
+                    .await
+                }
+            };
+            if let Err(e) = update {
+                tracing::error!(deployment = %id, error = %e, "cannot record install result");
+            }
+        });
+    }
+
+    /// Change a record (and optionally add an event) in one transaction; refresh the cache.
+    async fn update(
+        self: &Arc<Self>,
+        id: &str,
+        event: Option<(&'static str, String)>,
+        change: impl FnOnce(&mut DeploymentRecord) + Send + 'static,
+    ) -> Result<DeploymentRecord, DeployError> {
+        let this = self.clone();
+        let id = id.to_string();
+        let now = self.ambient.now_ms();
+        let rec = tokio::task::spawn_blocking(move || {
+            this.store.write(|w| {
+                let mut r = w
+                    .get::<DeploymentRecord>(id.as_bytes())?
+                    .ok_or_else(|| DeployError::NotFound(id.clone()))?;
+                change(&mut r);
+                r.updated_at = now;
+                w.put(id.as_bytes(), &r)?;
+                if let Some((kind, msg)) = event {
+                    this.put_event(w, &id, kind, msg)?;
+                }
+                Ok::<_, DeployError>(r)
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
+        if let Some(old) = self.get(&rec.id) {
+            self.put_cache(rec.clone(), old.spec.server.clone());
+        }
+        Ok(rec)
+    }
+
+    fn put_event(
+        &self,
+        w: &mut crate::store::WriteTx,
+        id: &str,
+        kind: &str,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let at = self.ambient.now_ms();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        w.put(
+            &deployment_event_key(id, at, seq),
+            &DeploymentEventRecord {
+                deployment: id.into(),
+                at,
+                seq,
+                kind: kind.into(),
+                message,
+            },
+        )
+    }
+
+    fn check_owner(&self, who: &Principal, id: &str) -> Result<Arc<Deployment>, DeployError> {
+        let d = self
+            .get(id)
+            .filter(|d| d.record.status != DeploymentStatus::Deleted)
+            .ok_or_else(|| DeployError::NotFound(id.into()))?;
+        if d.record.owner != who.user && !who.is_admin() {
+            return Err(DeployError::Forbidden(id.into()));
+        }
+        Ok(d)
+    }
+
+    /// Stop every instance and clear a failure; a failed install is tried again.
+    pub async fn restart(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        let d = self.check_owner(who, id)?;
+        self.runtime.restart(id).await;
+        let reinstall = d.record.status != DeploymentStatus::Ready;
+        self.update(
+            id,
+            Some(("restart_requested", format!("{} restarted it", who.user))),
+            move |r| {
+                if reinstall {
+                    r.status = DeploymentStatus::Installing;
+                }
+                r.last_error = None;
+                r.last_stderr.clear();
+            },
+        )
+        .await?;
+        if reinstall {
+            self.spawn_install(id.to_string());
+        }
+        self.get(id).ok_or_else(|| DeployError::NotFound(id.into()))
+    }
+
+    /// Stop everything; the record and its events stay.
+    pub async fn delete(self: &Arc<Self>, who: &Principal, id: &str) -> Result<(), DeployError> {
+        self.check_owner(who, id)?;
+        self.runtime.stop(id).await;
+        let now = self.ambient.now_ms();
+        self.update(
+            id,
+            Some(("deleted", format!("{} deleted it", who.user))),
+            move |r| {
+                r.status = DeploymentStatus::Deleted;
+                r.deleted_at = Some(now);
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The deployment's history, oldest first (at most the last `limit`).
+    pub fn events(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<DeploymentEventRecord>, DeployError> {
+        if self.get(id).is_none() {
+            return Err(DeployError::NotFound(id.into()));
+        }
+        let rows = self
+            .store
+            .read(|r| r.scan_prefix::<DeploymentEventRecord>(&deployment_events_prefix(id)))?;
+        let skip = rows.len().saturating_sub(limit);
+        Ok(rows.into_iter().skip(skip).map(|(_, e)| e).collect())
+    }
+
+    async fn record_event(self: Arc<Self>, ev: RuntimeEvent) {
+        {
+            let id = ev.deployment.clone();
+            let message = ev.message.clone();
+            let result = match ev.kind {
+                "failed" => {
+                    let (msg, tail) = (ev.message.clone(), ev.stderr.clone());
+                    self.update(&id, Some(("failed", message)), move |r| {
+                        r.status = DeploymentStatus::Failed;
+                        r.last_error = Some(msg);
+                        r.last_stderr = tail;
+                    })
+                    .await
+                    .map(|_| ())
+                }
+                "restarting" => {
+                    let tail = ev.stderr.clone();
+                    let msg = ev.message.clone();
+                    self.update(&id, Some(("restarting", message)), move |r| {
+                        r.restarts += 1;
+                        r.last_error = Some(msg);
+                        r.last_stderr = tail;
+                    })
+                    .await
+                    .map(|_| ())
+                }
+                "install_failed" => {
+                    let tail = ev.stderr.clone();
+                    self.update(&id, Some(("install_failed", message)), move |r| {
+                        r.last_stderr = tail;
+                    })
+                    .await
+                    .map(|_| ())
+                }
+                kind => {
+                    let this = self.clone();
+                    tokio::task::spawn_blocking(move || {
+                        this.store.write(|w| this.put_event(w, &id, kind, message))
+                    })
+                    .await
+                    .map_err(|e| DeployError::Store(StoreError::Db(e.to_string())))
+                    .and_then(|r| r.map_err(DeployError::from))
+                }
+            };
+            if let Err(e) = result {
+                tracing::warn!(deployment = %ev.deployment, error = %e, "cannot record a runtime event");
+            }
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        self.runtime.shutdown().await;
+    }
+}
+
+async fn record_events(
+    this: std::sync::Weak<Deployments>,
+    mut rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+) {
+    while let Some(ev) = rx.recv().await {
+        let Some(d) = this.upgrade() else { return };
+        d.record_event(ev).await;
+    }
+}
