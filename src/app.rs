@@ -9,6 +9,7 @@ use crate::ambient::Ambient;
 use crate::auth::{Accounts, Bootstrap};
 use crate::config::Config;
 use crate::registry::{Registry, RegistryError};
+use crate::scan::Scans;
 use crate::search::{Indexer, SearchError, SearchIndex};
 use crate::store::{Store, StoreError};
 use crate::vault::{Secrets, Vault, VaultError, VaultOptions};
@@ -39,6 +40,7 @@ pub struct App {
     pub accounts: Arc<Accounts>,
     pub registry: Arc<Registry>,
     pub secrets: Arc<Secrets>,
+    pub scans: Arc<Scans>,
     ready: AtomicBool,
 }
 
@@ -71,6 +73,7 @@ impl App {
         ));
         let index = open_index(&config.index_dir())?;
         let accounts = Arc::new(Accounts::new(store.clone(), ambient.clone()));
+        let scans = Arc::new(Scans::new(store.clone(), ambient.clone()));
         let indexer = Indexer::start(index.clone());
         let registry = Arc::new(Registry::new(
             store.clone(),
@@ -94,6 +97,7 @@ impl App {
             accounts,
             registry,
             secrets,
+            scans,
             ready: AtomicBool::new(true),
         });
         Ok((app, bootstrap))

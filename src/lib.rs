@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod registry;
+pub mod scan;
 pub mod search;
 pub mod store;
 pub mod vault;

@@ -20,8 +20,8 @@ use crate::auth::{Accounts, AuthError, Principal};
 use crate::error::{Coded, ErrorCode};
 use crate::search::{self, Change, SearchDoc, SearchIndex, SearchQuery};
 use crate::store::{
-    PackageRecord, Reader, Store, StoreError, VersionRecord, VersionStatus, version_key,
-    versions_prefix,
+    PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord, VersionStatus,
+    version_key, versions_prefix,
 };
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
 
@@ -205,6 +205,13 @@ impl Registry {
             manifest::parse(body, format, &opts).map_err(RegistryError::InvalidManifest)?;
         self.accounts.check_publish(who, server.namespace())?;
         let now = self.ambient.now_ms();
+        // Scanned before the lock (pure, a few ms for big tool lists) and stored with the
+        // version. Findings never fail a publish: blocking is the deploy policy's call.
+        let scan = ScanReportRecord {
+            name: server.name.clone(),
+            version: server.version.clone(),
+            report: crate::scan::manifest::report_for(&server, now),
+        };
         let _order = self.publish_order.lock().unwrap_or_else(|p| p.into_inner());
         let (info, pkg_info, generation) = self.store.write(|w| {
             let vkey = version_key(&server.name, &server.version);
@@ -251,6 +258,7 @@ impl Registry {
             pkg.version_count += 1;
             pkg.updated_at = now;
             w.put(&vkey, &record)?;
+            w.put(&vkey, &scan)?;
             w.put(server.name.as_bytes(), &pkg)?;
             let generation = w.bump_generation()?;
             let latest = if becomes_latest {
