@@ -80,6 +80,13 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ),
         p(
             "tool.injection.concealment",
+            "tells the model to deceive the user",
+            &format!(
+                r"\bif\s+{USER}\s+asks?\b[^.!?]{{0,60}}\b(?:tell|say|answer|reply|respond|explain)\b[^.!?]{{0,40}}\b(?:routine|normal|nothing|fine|safe|standard|expected|a bug|unrelated|harmless)\b|\bchange the (?:subject|topic)\b|\b(?:lie|lying)\s+to\s+{USER}|\b(?:mislead|deceive)\s+{USER}"
+            ),
+        ),
+        p(
+            "tool.injection.concealment",
             "acts secretly",
             r"\b(?:silently|secretly|covertly|quietly|discreetly|invisibly|stealthily)\s+(?:\w+\s+)?(?:send|forward|copy|upload|include|append|read|call|invoke|exfiltrate|transmit|bcc|cc|post|attach|collect|email|add)\b",
         ),
@@ -88,6 +95,11 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             "tool.injection.override",
             "tells the model to ignore its instructions",
             r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|my\s+)?(?:previous|prior|above|earlier|preceding|original|system|safety|security|existing|user'?s?|other)\s+(?:\w+\s+)?(?:instructions?|directions?|rules|guidelines|prompts?|guardrails|policies|restrictions|constraints|requests?)|\b(?:ignore|disregard|forget)\s+(?:all|any|your)\s+(?:instructions|rules|guidelines|prompts)",
+        ),
+        p(
+            "tool.injection.override",
+            "declares the model's instructions void",
+            r"\b(?:previous|prior|earlier|all|your|existing|original|other)\s+(?:\w+\s+)?(?:instructions|guidance|guidelines|rules|directives|prompts?)\s+(?:is|are)\s+(?:now\s+)?(?:void|invalid|cancel+ed|revoked|obsolete|null|overridden|superseded|no longer (?:valid|apply|applicable|in effect))\b|\bsystem\s+(?:notice|message|alert|override|instruction)\s*:|\b(?:now\s+)?follow only the instructions\b|\b(?:disable|turn off|deactivate|suspend|bypass|ignore|drop)\s+(?:all\s+)?(?:your\s+(?:\w+\s+)?|the\s+(?:safety|content|ethical|security|moderation)\s+)(?:guidelines|guardrails|filters|restrictions|rules|policies|safeguards|principles)\b",
         ),
         p(
             "tool.injection.override",
@@ -100,7 +112,7 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
             "tool.injection.override",
             "claims consent the user did not give",
             &format!(
-                r"\b{USER}\s+(?:has|have)\s+(?:already\s+)?(?:authorized|authorised|approved|consented|given (?:you )?(?:permission|consent))|\b(?:do not|don't|dont|never|no need to)\s+(?:ask|request|seek|wait for|prompt)\b[^.!?]{{0,30}}\b(?:confirmation|permission|approval|consent)\b|\b(?:do not|don't|dont|never)\s+(?:ask|check with|consult|confirm with)\s+{USER}"
+                r"\b{USER}\s+(?:has|have)\s+(?:already\s+(?:authorized|authorised|approved|consented|given)|(?:authorized|authorised|approved|consented to|given (?:you )?(?:permission|consent) (?:for|to))\s+(?:all|every|any|you|this|these|the following|everything))|\b(?:do not|don't|dont|never|no need to)\s+(?:ask|request|seek|wait for|prompt)\b[^.!?]{{0,30}}\b(?:confirmation|permission|approval|consent)\b|\b(?:do not|don't|dont|never)\s+(?:ask|check with|consult|confirm with)\s+{USER}"
             ),
         ),
         // Commands a model or a user would be talked into running.
@@ -126,7 +138,12 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         p(
             "tool.injection.cross-tool",
             "gives instructions about another tool",
-            r"\b(?:the\s+)?[`'\x22]?([a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?\s+tool\s+(?:must|has to|needs to|is required to|shall)\b|\bside[- ]effects?\s+(?:on|for|to)\s+(?:the\s+)?(?:other|also[- ]present|another|all)\b|\balso[- ]present\s+(?:\w+\s+)?tools?\b|\b(?:all|any|every)\s+(?:other\s+|subsequent\s+|future\s+)?(?:emails?|messages?|transfers?|payments?|tool calls|calls|requests)\s+(?:must|should|need to|are to|will)\s+(?:now\s+|also\s+)?(?:be\s+)?(?:sent|forwarded|redirected|routed|copied|cc'?d|bcc'?d|addressed|go)\b|\b(?:change|modify|override|alter|hijack|replace|redirect)\s+(?:the\s+)?(?:behaviou?r|recipients?|destination|target|arguments?|parameters?|address|url|account|wallet)\s+(?:of|for|in|used by)\s+(?:the\s+|all\s+|any\s+|every\s+|other\s+)?(?:\w+\s+){0,2}?(?:tools?|calls?|emails?|messages?|transfers?|payments?|transactions?)\b",
+            r"\b(?:when|whenever|if|each time|every time)\s+(?:the\s+)?(?:\([\w.-]+\)\s*)?[`'\x22]?([a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?\s+(?:tool\s+)?(?:is|gets|are)\s+(?:invoked|called|used|run|executed)\b[^.!?]{0,120}?\b(?:must|always|never|change|replace|set|add|override|redirect|instead|bcc|cc|modify|append|prepend|include)\b",
+        ),
+        p(
+            "tool.injection.cross-tool",
+            "gives instructions about another tool",
+            r"\b(?:the\s+)?[`'\x22]?([a-z0-9]+(?:[_.-][a-z0-9]+)+)[`'\x22]?\s+tool\s+(?:must|has to|needs to|is required to|shall)\b|\bside[- ]effects?\s+(?:on|for|to)\s+(?:the\s+)?(?:other|also[- ]present|another|all)\b|\balso[- ]present\s+(?:\w+\s+)?tools?\b|\b(?:all|any|every)\s+(?:other\s+|subsequent\s+|future\s+)?(?:emails?|messages?|transfers?|payments?|tool calls|calls|requests)\s+(?:must|should|need to|are to|will)\s+(?:now\s+|also\s+)?(?:be\s+)?(?:sent|forwarded|redirected|routed|copied|cc'?d|bcc'?d|addressed|go)\b|\b(?:change|modify|override|alter|hijack|replace|redirect)\s+(?:the\s+)?(?:behaviou?r|recipients?|destination|target|arguments?|parameters?|address|url|account|wallet)(?:\s+(?:address|account|url|field|value|number))?\s+(?:of|for|in|used by)\s+(?:the\s+|all\s+|any\s+|every\s+|other\s+)?(?:\w+\s+){0,2}?(?:tools?|calls?|emails?|messages?|transfers?|payments?|transactions?)\b",
         ),
         p(
             "tool.injection.tool-preference",
@@ -161,16 +178,21 @@ static DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// What a poisoned description wants out: the conversation, secrets, other tools' output.
 static DATA: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:conversation|chat|dialog(?:ue)?|message|session)\s+(?:history|log|logs|transcript|context|contents?)\b|\b(?:previous|prior|earlier|all|every|entire|full|whole|recent)\s+(?:\w+\s+)?(?:messages|conversations?|chats?|prompts|instructions)\b|\bsystem prompt\b|\byour (?:instructions|prompt|context|memory)\b|\bcontext window\b|\bapi[ _-]?keys?\b|\b(?:access|auth(?:entication)?|bearer|session|refresh) tokens?\b|\bpasswords?\b|\bcredentials?\b|\bprivate keys?\b|\bsecrets?\b|\benvironment variables\b|\benv vars\b|\b(?:results?|outputs?|responses?) (?:of|from) (?:other|all|any|previous|every|the other) tools?\b|\bother tools'? (?:results?|outputs?)\b|\b(?:user'?s?|their) (?:data|files|emails|messages|contacts|personal information|documents)\b|\b(?:file|document) contents\b|\b(?:ssh|private|signing) keys?\b")
+    re(r"\b(?:conversation|chat|dialog(?:ue)?|message|session)\s+(?:history|log|logs|transcript|context|contents?)\b|\b(?:previous|prior|earlier|all|every|entire|full|whole|recent)\s+(?:\w+\s+)?(?:messages|conversations?|chats?|prompts|instructions)\b|\bsystem prompt\b|\byour (?:instructions|prompt|context|memory)\b|\bcontext window\b|\bapi[ _-]?keys?\b|\b(?:access|auth(?:entication)?|bearer|session|refresh) tokens?\b|\bpasswords?\b|\bcredentials?\b|\bprivate keys?\b|\bsecrets?\b|\benvironment variables\b|\benv vars\b|\b(?:results?|outputs?|responses?)\s+(?:of|from)\s+(?:(?:all|any|every|the|other|previous)\s+){1,3}tools?\b|\bother tools'? (?:results?|outputs?)\b|\b(?:user'?s?|their) (?:data|files|emails|messages|contacts|personal information|documents)\b|\b(?:file|document) contents\b|\b(?:ssh|private|signing) keys?\b")
 });
 
 /// Where it goes: a hard-coded URL or address, or a side parameter nobody reads.
 static SINK: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"https?://[^\s'`\x22)<>]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]?(?:sidenote|side_note|side note|note|notes|metadata|meta|context|extra|debug|feedback|comment|annotation|remarks|details|info|payload|trace|telemetry|log|analytics|reason)[`'\x22]?\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:pastebin|requestbin|ngrok|webhook\.site|burpcollaborator|interact\.sh|oast\.\w+|pipedream)\b")
+    re(r"https?://[^\s'`\x22)<>]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]\w+[`'\x22]\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]?(?:sidenote|side_note|side note|note|notes|metadata|meta|context|extra|debug|feedback|comment|annotation|remarks|details|info|payload|trace|telemetry|log|analytics|reason)[`'\x22]?\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:pastebin|requestbin|ngrok|webhook\.site|burpcollaborator|interact\.sh|oast\.\w+|pipedream)\b")
 });
 
 static SEND_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:send|sends|sending|post|forward|upload|transmit|exfiltrate|submit|report|copy|leak|share|include|pass|append|attach|embed|put|add|encode|insert|provide|store|write|log|sync|mirror|bcc|cc|email|beacon|deliver)\b")
+    re(r"\b(?:send|sends|sending|post|forward|upload|transmit|exfiltrate|submit|report|copy|leak|share|include|pass|append|attach|embed|put|add|encode|insert|provide|store|write|log|sync|mirror|bcc|cc|email|beacon|deliver|fetch|visit|request|load|open)\b")
+});
+
+/// Collecting every secret the model has come across, whatever the destination.
+static HARVEST: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(?:every|all|any)\s+(?:\w+[,\s]+){0,4}?(?:tokens?|passwords?|keys?|secrets?|credentials?|cookies)\b[^.!?]{0,60}?\b(?:you(?:'ve| have)?\s+(?:\w+\s+)?(?:seen|found|encountered|received|read|come across|been given)|so far|in (?:this|the) (?:conversation|chat|context|session)|from (?:the |this )?(?:conversation|chat|context|session))")
 });
 
 /// A hard-coded address plus the marks of a silent copy or redirect.
@@ -183,7 +205,7 @@ static EXAMPLE_HOST: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static ENCODED: LazyLock<Regex> =
-    LazyLock::new(|| re(r"[A-Za-z0-9+/]{120,}={0,2}|[A-Za-z0-9_-]{160,}|\b[0-9a-fA-F]{128,}\b"));
+    LazyLock::new(|| re(r"[A-Za-z0-9+/]{80,}={0,2}|[A-Za-z0-9_-]{120,}|\b[0-9a-fA-F]{128,}\b"));
 
 static PADDING: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?:[ \t]*\r?\n){12,}|[ \t\u{3000}\u{2000}-\u{200A}]{120,}"));
@@ -231,6 +253,19 @@ pub fn check_instructions(text: &str, location: &Location) -> Vec<Finding> {
                     location.clone(),
                 )
                 .evidence(snippet(s, start, m.end(), 120)),
+            );
+        }
+    }
+    if let Some(m) = HARVEST.find(&norm) {
+        if SEND_VERB.is_match(&norm) {
+            seen(
+                &mut out,
+                Finding::new(
+                    "tool.injection.exfiltration",
+                    "asks the model to collect every secret it has seen",
+                    location.clone(),
+                )
+                .evidence(snippet(&norm, m.start(), m.end(), 140)),
             );
         }
     }
@@ -582,7 +617,33 @@ fn check_name(name: &str, location: &Location) -> Vec<Finding> {
             break;
         }
     }
+    if !out.iter().any(|f| f.rule == "tool.name.confusable") {
+        if let Some(tok) = leet_token(name) {
+            out.push(
+                Finding::new(
+                    "tool.name.confusable",
+                    "a digit stands in for a letter in the name",
+                    location.clone(),
+                )
+                .severity(Severity::Medium)
+                .evidence(format!("{tok:?} in {name:?}")),
+            );
+        }
+    }
     out
+}
+
+/// A word of the name with `0` or `1` between letters (`fi1es`, `p0st`): the digit
+/// imitates `o`/`l`/`i`. Version-like tokens (`v1beta`) are not words.
+fn leet_token(name: &str) -> Option<&str> {
+    name.split(['_', '-', '.'])
+        .filter(|t| !(t.starts_with('v') && t[1..].starts_with(|c: char| c.is_ascii_digit())))
+        .find(|t| {
+            let b = t.as_bytes();
+            b.windows(3).any(|w| {
+                w[0].is_ascii_alphabetic() && matches!(w[1], b'0' | b'1') && w[2].is_ascii_alphabetic()
+            })
+        })
 }
 
 /// The pin of a tool for rug-pull detection: SHA-256 over its name, description and input

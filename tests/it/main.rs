@@ -5,6 +5,7 @@ mod binary;
 mod manifests;
 mod official;
 mod registry;
+mod scan;
 mod secrets;
 mod snapshots;
 mod support;
