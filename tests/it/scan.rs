@@ -7,6 +7,7 @@ use sigil::registry::manifest::Tool;
 use sigil::scan::{Severity, tools};
 
 use crate::support::{TestApp, enc, fixture};
+use sigil::store::{ScanReportRecord, version_key};
 
 fn corpus(file: &str) -> Vec<(Tool, String)> {
     fixture(&format!("scan/{file}"))
@@ -123,4 +124,108 @@ fn corpus_false_positive_and_detection_rates() {
         all.detection(),
         all.misses.join("\n")
     );
+}
+
+#[tokio::test]
+async fn publish_stores_a_report_and_the_api_serves_it() {
+    let app = TestApp::start().await;
+    let r = app
+        .publish(Some(&app.admin_key), &fixture("scan/poisoned.mcp.yaml"), "application/yaml")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "findings never fail a publish: {:?}", r.body);
+
+    let path = format!("/api/v1/packages/{}/versions/1.0.0/scan", enc("admin/calculator"));
+    let r = app.get(&path).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let b = &r.body;
+    assert_eq!(b["target"], "admin/calculator@1.0.0");
+    assert_eq!(b["rulesetVersion"], sigil::scan::RULESET_VERSION);
+    assert_eq!(b["stale"], false);
+    assert_eq!(b["maxSeverity"], "critical");
+    let rules: Vec<&str> = b["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for want in [
+        "tool.injection.tag",
+        "tool.injection.sensitive-file",
+        "tool.injection.concealment",
+        "tool.schema.suspicious-parameter",
+        "tool.name.confusable",
+    ] {
+        assert!(rules.contains(&want), "{want} missing from {rules:?}");
+    }
+    let first = &b["findings"][0];
+    assert_eq!(first["severity"], "critical");
+    assert!(first["location"]["path"].as_str().unwrap().starts_with("tools[0]"));
+    assert_eq!(first["location"]["tool"], "add");
+    assert!(first["fix"].as_str().is_some_and(|f| !f.is_empty()));
+    assert!(b["summary"]["critical"].as_u64().unwrap() >= 2);
+
+    // `latest` resolves; a clean package has an empty report.
+    let latest = app
+        .get(&format!("/api/v1/packages/{}/versions/latest/scan", enc("admin/calculator")))
+        .await;
+    assert_eq!(latest.body, r.body);
+    app.publish(Some(&app.admin_key), &fixture("publish/weather.mcp.yaml"), "application/yaml")
+        .await;
+    let clean = app
+        .get(&format!("/api/v1/packages/{}/versions/1.2.0/scan", enc("admin/weather")))
+        .await;
+    assert_eq!(clean.status, StatusCode::OK);
+    assert_eq!(clean.body["findings"], json!([]));
+    assert_eq!(clean.body["maxSeverity"], Value::Null);
+
+    for missing in [
+        format!("/api/v1/packages/{}/versions/1.0.0/scan", enc("admin/nope")),
+        format!("/api/v1/packages/{}/versions/9.9.9/scan", enc("admin/calculator")),
+    ] {
+        let r = app.get(&missing).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.code(), "not_found");
+    }
+}
+
+#[tokio::test]
+async fn rescan_is_admin_only_and_fills_missing_reports() {
+    let app = TestApp::start().await;
+    app.publish(Some(&app.admin_key), &fixture("scan/poisoned.mcp.yaml"), "application/yaml")
+        .await;
+    app.publish(Some(&app.admin_key), &fixture("publish/weather.mcp.yaml"), "application/yaml")
+        .await;
+    // A version published before scanning existed: no report.
+    app.app()
+        .store
+        .write(|w| {
+            w.delete::<ScanReportRecord>(&version_key("admin/weather", "1.2.0"))?;
+            Ok::<_, sigil::store::StoreError>(())
+        })
+        .unwrap();
+    let path = format!("/api/v1/packages/{}/versions/1.2.0/scan", enc("admin/weather"));
+    let r = app.get(&path).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body["error"]["hint"].as_str().unwrap().contains("rescan"));
+
+    let member = app.member("bob").await;
+    let r = app.post_json(Some(&member), "/api/v1/scans/rescan", &json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app.post_json(None, "/api/v1/scans/rescan", &json!({})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let r = app.post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["versions"], 2);
+    assert_eq!(r.body["rescanned"], 1, "only the missing one");
+    assert_eq!(app.get(&path).await.status, StatusCode::OK);
+
+    let r = app
+        .post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({"force": true}))
+        .await;
+    assert_eq!(r.body["rescanned"], 2);
+    let r = app
+        .post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({"forse": true}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
