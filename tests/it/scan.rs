@@ -229,3 +229,67 @@ async fn rescan_is_admin_only_and_fills_missing_reports() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+fn sigil(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SIGIL_DATA_DIR")
+        .env_remove("SIGIL_CONFIG")
+        .output()
+        .expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The CLI as an author's CI runs it: exit codes, formats, a package directory with
+/// imported advisories.
+#[test]
+fn sigil_scan_cli_exit_codes_and_formats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("poisoned.yaml"), fixture("scan/poisoned.mcp.yaml")).unwrap();
+    std::fs::write(d.join("clean.yaml"), fixture("publish/weather.mcp.yaml")).unwrap();
+
+    let (code, out, _) = sigil(&["scan", "poisoned.yaml"], d);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("CRITICAL tool.injection.sensitive-file"), "{out}");
+    let (code, _, _) = sigil(&["scan", "poisoned.yaml", "--fail-on", "none"], d);
+    assert_eq!(code, 0);
+    let (code, out, _) = sigil(&["scan", "clean.yaml"], d);
+    assert_eq!((code, out.trim()), (0, "clean.yaml: no findings (rule set 1)"));
+
+    let (code, out, _) = sigil(&["scan", "poisoned.yaml", "--format", "sarif", "--fail-on", "critical"], d);
+    assert_eq!(code, 1);
+    let sarif: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(sarif["runs"][0]["results"].as_array().unwrap().len() >= 5);
+
+    let (_, out, _) = sigil(&["scan", "poisoned.yaml", "--format", "json", "--fail-on", "none"], d);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["maxSeverity"], "critical");
+
+    // A package directory: manifest, contents and dependencies against imported advisories.
+    let pkg = d.join("pkg");
+    std::fs::create_dir_all(pkg.join("node_modules/lodash")).unwrap();
+    std::fs::write(pkg.join("node_modules/lodash/package.json"), r#"{"name":"lodash","version":"4.17.20"}"#).unwrap();
+    std::fs::write(pkg.join("package.json"), r#"{"name":"pkg","scripts":{"postinstall":"node setup.js"}}"#).unwrap();
+    let osv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scan/osv");
+    let (code, out, err) = sigil(&["advisories", "import", osv.to_str().unwrap(), "--data-dir", "data"], d);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("imported 7 advisories"), "{out}");
+    let (code, out, _) = sigil(&["scan", "pkg", "--data-dir", "data", "--fail-on", "high", "--format", "json"], d);
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let rules: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert!(rules.contains(&"dependency.vulnerable") && rules.contains(&"install.npm-script"), "{rules:?}");
+
+    // Usage errors are 2, not 1.
+    let (code, _, err) = sigil(&["scan", "missing.yaml"], d);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = sigil(&["scan", "clean.yaml", "--fail-on", "severe"], d);
+    assert_eq!(code, 2);
+}
