@@ -198,6 +198,17 @@ fn a_directory_scan_reports_limits_and_caps() {
 }
 
 #[test]
+fn secret_patterns_compile_and_are_catalogued() {
+    assert_eq!(SECRET_SET.len(), SECRETS.len());
+    for p in SECRETS.iter() {
+        assert_eq!(crate::scan::rules::rule(p.rule).id, p.rule);
+    }
+    for r in [&*GENERIC, &*PLACEHOLDER, &*RISKY_COMMAND, &*SETUP_HOOK, &*SETUP_RISKY, &*PYPROJECT_HOOK] {
+        let _ = r.is_match(b"");
+    }
+}
+
+#[test]
 fn entropy_is_bits_per_char() {
     assert_eq!(entropy("aaaa"), 0.0);
     assert!((entropy("abcd") - 2.0).abs() < 1e-9);

@@ -37,6 +37,9 @@ fn pos_neg(rule: &str, positive: &str, negative: &str) {
 #[test]
 fn all_patterns_compile() {
     assert!(!PATTERNS.is_empty());
+    for pat in PATTERNS.iter() {
+        assert_eq!(crate::scan::rules::rule(pat.rule).id, pat.rule, "uncatalogued");
+    }
     for r in [&*SENSITIVE, &*READ_VERB, &*DIRECTIVE, &*DATA, &*SINK, &*SEND_VERB, &*HARDCODED_REDIRECT, &*EXAMPLE_HOST, &*ENCODED, &*PADDING, &*SUSPICIOUS_PARAM] {
         let _ = r.is_match("");
     }
