@@ -127,7 +127,10 @@ fn generate(root: &Path, count: usize) -> anyhow::Result<(usize, u64)> {
         "mcp.yaml",
         b"name: bench\ndescription: Bench server\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [dist/index.js]\n  transport: stdio\n",
     )?;
-    w.write("README.md", "# Bench server\n\nAn MCP server.\n".repeat(50).as_bytes())?;
+    w.write(
+        "README.md",
+        "# Bench server\n\nAn MCP server.\n".repeat(50).as_bytes(),
+    )?;
     // A 2 MiB bundle: over the cap, only checked for executable magic.
     w.write("dist/bundle.js", js_module(0).repeat(600).as_bytes())?;
     // A planted credential in the server's own config.
@@ -149,7 +152,11 @@ fn generate(root: &Path, count: usize) -> anyhow::Result<(usize, u64)> {
         let base = format!("node_modules/dep-{dep}");
         w.write(
             &format!("{base}/package.json"),
-            format!(r#"{{"name":"dep-{dep}","version":"1.0.{}","main":"index.js","license":"MIT"}}"#, dep % 10).as_bytes(),
+            format!(
+                r#"{{"name":"dep-{dep}","version":"1.0.{}","main":"index.js","license":"MIT"}}"#,
+                dep % 10
+            )
+            .as_bytes(),
         )?;
         for j in 0..20 {
             if w.files >= count {
@@ -163,7 +170,10 @@ fn generate(root: &Path, count: usize) -> anyhow::Result<(usize, u64)> {
             w.write(&name, js_module(dep * 31 + j).as_bytes())?;
         }
         if w.files < count {
-            w.write(&format!("{base}/README.md"), b"# dep\n\nUsage: require it.\n")?;
+            w.write(
+                &format!("{base}/README.md"),
+                b"# dep\n\nUsage: require it.\n",
+            )?;
         }
         if dep % 40 == 7 && w.files < count {
             let mut elf = vec![0x7F, b'E', b'L', b'F', 2, 1, 1, 0];

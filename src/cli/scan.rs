@@ -107,7 +107,10 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     // A closed pipe (`sigil scan … | head`) is the reader's choice, not a failure to scan.
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             return Err(e).context("cannot write the report");
         }
@@ -222,7 +225,11 @@ fn text(r: &Report) -> String {
     let s = r.summary();
     let mut out = String::new();
     if r.findings.is_empty() {
-        let _ = writeln!(out, "{}: no findings (rule set {})", r.target, r.ruleset_version);
+        let _ = writeln!(
+            out,
+            "{}: no findings (rule set {})",
+            r.target, r.ruleset_version
+        );
         return out;
     }
     let _ = writeln!(

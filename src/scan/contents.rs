@@ -143,24 +143,34 @@ static SECRET_SET: LazyLock<RegexSet> = LazyLock::new(|| {
 
 /// `name = "value"` where the name says secret; the value is then judged on entropy.
 static GENERIC: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?i)\b([a-z0-9_.\-]*(?:api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|private[_\-]?key)[a-z0-9_.\-]*)['"]?\s*(?::|=|:=|=>)\s*['"]([^'"\s]{16,200})['"]"#)
+    re(
+        r#"(?i)\b([a-z0-9_.\-]*(?:api[_\-]?key|apikey|secret|token|passw(?:or)?d|pwd|access[_\-]?key|client[_\-]?secret|auth[_\-]?key|private[_\-]?key)[a-z0-9_.\-]*)['"]?\s*(?::|=|:=|=>)\s*['"]([^'"\s]{16,200})['"]"#,
+    )
 });
 
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)example|sample|dummy|your|xxxx|changeme|change_me|placeholder|test|fake|redacted|\*\*\*|<|>|\$\{|\{\{|%s|process\.env|os\.environ|getenv|://|^[a-z_]+$|\.\.\.|replace|insert|secret_?here|token_?here")
+    re(
+        r"(?i)example|sample|dummy|your|xxxx|changeme|change_me|placeholder|test|fake|redacted|\*\*\*|<|>|\$\{|\{\{|%s|process\.env|os\.environ|getenv|://|^[a-z_]+$|\.\.\.|replace|insert|secret_?here|token_?here",
+    )
 });
 
 /// What an install-time command should not need.
 static RISKY_COMMAND: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\bcurl\b|\bwget\b|node\s+-e\b|\beval\b|base64|https?://|powershell|\|\s*(?:ba|z)?sh\b|bash\s+-c|/dev/tcp|\bnc\s|child_process|Invoke-WebRequest|\bIEX\b")
+    re(
+        r"(?i)\bcurl\b|\bwget\b|node\s+-e\b|\beval\b|base64|https?://|powershell|\|\s*(?:ba|z)?sh\b|bash\s+-c|/dev/tcp|\bnc\s|child_process|Invoke-WebRequest|\bIEX\b",
+    )
 });
 
 static SETUP_HOOK: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bcmdclass\s*=|class\s+\w+\s*\(\s*(?:[\w.]*\.)?(?:_?install|develop|egg_info|build_py|build_ext|sdist|bdist_\w+)\s*\)")
+    re(
+        r"\bcmdclass\s*=|class\s+\w+\s*\(\s*(?:[\w.]*\.)?(?:_?install|develop|egg_info|build_py|build_ext|sdist|bdist_\w+)\s*\)",
+    )
 });
 
 static SETUP_RISKY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bos\.system\b|\bsubprocess\b|\burllib\.request\b|\burlopen\s*\(|\brequests\.(?:get|post)\b|\bsocket\.|\bexec\s*\(|\beval\s*\(|\bb64decode\b|__import__\s*\(")
+    re(
+        r"\bos\.system\b|\bsubprocess\b|\burllib\.request\b|\burlopen\s*\(|\brequests\.(?:get|post)\b|\bsocket\.|\bexec\s*\(|\beval\s*\(|\bb64decode\b|__import__\s*\(",
+    )
 });
 
 static PYPROJECT_HOOK: LazyLock<Regex> =
@@ -176,14 +186,43 @@ const TEXT_EXT: &[&str] = &[
 ];
 /// Directories where executables are expected.
 const BIN_DIRS: &[&str] = &[
-    "bin", ".bin", "build", "prebuilds", "prebuilt", "lib", "libs", ".libs", "dist", "vendor",
-    "native", "binaries", "release", "debug", "target", "scripts", "platform", "platforms",
+    "bin",
+    ".bin",
+    "build",
+    "prebuilds",
+    "prebuilt",
+    "lib",
+    "libs",
+    ".libs",
+    "dist",
+    "vendor",
+    "native",
+    "binaries",
+    "release",
+    "debug",
+    "target",
+    "scripts",
+    "platform",
+    "platforms",
 ];
 
 /// Paths under these directory names hold samples; secrets there are reported lower.
 const TEST_DIRS: &[&str] = &[
-    "test", "tests", "__tests__", "spec", "specs", "fixture", "fixtures", "example", "examples",
-    "docs", "testdata", "mocks", "__mocks__", "sample", "samples",
+    "test",
+    "tests",
+    "__tests__",
+    "spec",
+    "specs",
+    "fixture",
+    "fixtures",
+    "example",
+    "examples",
+    "docs",
+    "testdata",
+    "mocks",
+    "__mocks__",
+    "sample",
+    "samples",
 ];
 
 /// Scan every file under `root`.
@@ -247,7 +286,9 @@ pub fn scan_dir(root: &Path, opts: &ContentsOptions) -> ContentsScan {
             ));
         }
         if dropped > 0 {
-            parts.push(format!("{dropped} further finding(s) of repeated rules not listed"));
+            parts.push(format!(
+                "{dropped} further finding(s) of repeated rules not listed"
+            ));
         }
         out.findings.push(Finding::new(
             "scan.incomplete",
@@ -428,7 +469,10 @@ fn check_npm_scripts(rel: &str, data: &[u8], out: &mut Vec<Finding>) {
     let Some(scripts) = v.get("scripts").and_then(|s| s.as_object()) else {
         return;
     };
-    let pkg = v.get("name").and_then(|n| n.as_str()).unwrap_or("(unnamed)");
+    let pkg = v
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("(unnamed)");
     for hook in ["preinstall", "install", "postinstall"] {
         let Some(cmd) = scripts.get(hook).and_then(|c| c.as_str()) else {
             continue;
@@ -498,7 +542,10 @@ fn check_pth(rel: &str, data: &[u8], out: &mut Vec<Finding>) {
 }
 
 fn line_text(data: &[u8], offset: usize) -> &[u8] {
-    let start = data[..offset].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let start = data[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let end = data[offset..]
         .iter()
         .position(|&b| b == b'\n')

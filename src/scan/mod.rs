@@ -130,8 +130,7 @@ impl Scans {
     /// The deploy-time scan of an installed package directory: contents plus dependencies
     /// matched against the imported advisories. Blocking I/O; run it off the async threads.
     pub fn scan_installed(&self, dir: &Path, target: &str) -> Result<Report, ScanError> {
-        let mut findings =
-            contents::scan_dir(dir, &contents::ContentsOptions::default()).findings;
+        let mut findings = contents::scan_dir(dir, &contents::ContentsOptions::default()).findings;
         let deps = advisories::discover(dir);
         let matches =
             advisories::match_dependencies(&deps, &advisories::StoredAdvisories(&self.store))?;
@@ -141,7 +140,11 @@ impl Scans {
 }
 
 /// The rescan itself, also used by `sigil scan --rescan-all` on a stopped server's data.
-pub fn rescan_store(store: &Store, ambient: &Ambient, force: bool) -> Result<RescanStats, ScanError> {
+pub fn rescan_store(
+    store: &Store,
+    ambient: &Ambient,
+    force: bool,
+) -> Result<RescanStats, ScanError> {
     let mut stats = RescanStats {
         ruleset_version: RULESET_VERSION,
         ..RescanStats::default()
@@ -194,3 +197,6 @@ pub fn rescan_store(store: &Store, ambient: &Ambient, force: bool) -> Result<Res
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests;

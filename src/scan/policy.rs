@@ -140,9 +140,7 @@ mod tests {
     fn report(sevs: &[Severity]) -> Report {
         let f = sevs
             .iter()
-            .map(|s| {
-                Finding::new("secret.generic", "x", Location::file("a", Some(1))).severity(*s)
-            })
+            .map(|s| Finding::new("secret.generic", "x", Location::file("a", Some(1))).severity(*s))
             .collect();
         Report::new("pkg", 0, f)
     }
@@ -157,7 +155,12 @@ mod tests {
     #[test]
     fn below_threshold_allows() {
         let d = Policy::default()
-            .decide(&report(&[Severity::Medium]), None, &ctx(), &Ambient::default())
+            .decide(
+                &report(&[Severity::Medium]),
+                None,
+                &ctx(),
+                &Ambient::default(),
+            )
             .unwrap();
         assert!(matches!(d, Decision::Allow));
     }
@@ -174,7 +177,10 @@ mod tests {
             actor: "alice".into(),
             reason: "  vendor test key, revoked  ".into(),
         };
-        match Policy::default().decide(&r, Some(&accept), &ctx(), &amb).unwrap() {
+        match Policy::default()
+            .decide(&r, Some(&accept), &ctx(), &amb)
+            .unwrap()
+        {
             Decision::Accepted { accepted, audit } => {
                 assert_eq!(accepted.len(), 1);
                 assert_eq!(audit.action, AuditAction::AcceptRisk);
@@ -194,7 +200,11 @@ mod tests {
             actor: "a".into(),
             reason: " ".into(),
         };
-        assert!(Policy::default().decide(&r, Some(&empty), &ctx(), &Ambient::default()).is_err());
+        assert!(
+            Policy::default()
+                .decide(&r, Some(&empty), &ctx(), &Ambient::default())
+                .is_err()
+        );
         let off = Policy { block_at: None };
         assert!(matches!(
             off.decide(&r, None, &ctx(), &Ambient::default()).unwrap(),

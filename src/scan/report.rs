@@ -201,7 +201,9 @@ impl Report {
 
     /// Findings at or above `threshold`.
     pub fn at_or_above(&self, threshold: Severity) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(move |f| f.severity >= threshold)
+        self.findings
+            .iter()
+            .filter(move |f| f.severity >= threshold)
     }
 
     pub fn is_stale(&self) -> bool {

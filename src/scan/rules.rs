@@ -12,7 +12,12 @@ pub struct RuleInfo {
     pub fix: &'static str,
 }
 
-const fn r(id: &'static str, severity: Severity, title: &'static str, fix: &'static str) -> RuleInfo {
+const fn r(
+    id: &'static str,
+    severity: Severity,
+    title: &'static str,
+    fix: &'static str,
+) -> RuleInfo {
     RuleInfo {
         id,
         severity,
@@ -293,12 +298,16 @@ pub const RULES: &[RuleInfo] = &[
 /// unknown one is a programming error caught by `every_rule_used_is_catalogued`; it falls
 /// back to a medium, untitled entry rather than panicking.
 pub fn rule(id: &str) -> RuleInfo {
-    RULES.iter().copied().find(|r| r.id == id).unwrap_or(RuleInfo {
-        id: "unknown",
-        severity: Medium,
-        title: "Unknown rule",
-        fix: "",
-    })
+    RULES
+        .iter()
+        .copied()
+        .find(|r| r.id == id)
+        .unwrap_or(RuleInfo {
+            id: "unknown",
+            severity: Medium,
+            title: "Unknown rule",
+            fix: "",
+        })
 }
 
 #[cfg(test)]
@@ -313,7 +322,13 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), n, "duplicate rule id");
         for id in ids {
-            assert!(id.contains('.') && id.chars().all(|c| c.is_ascii_lowercase() || ".-".contains(c)), "{id}");
+            assert!(
+                id.contains('.')
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || ".-".contains(c)),
+                "{id}"
+            );
         }
     }
 
@@ -339,7 +354,12 @@ mod tests {
                         continue; // a variable rule id, checked where it is defined
                     };
                     let id = lit.split('"').next().unwrap();
-                    assert_ne!(rule(id).id, "unknown", "{} uses uncatalogued {id}", p.display());
+                    assert_ne!(
+                        rule(id).id,
+                        "unknown",
+                        "{} uses uncatalogued {id}",
+                        p.display()
+                    );
                     used += 1;
                 }
             }

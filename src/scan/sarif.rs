@@ -89,8 +89,14 @@ fn result(f: &Finding, index: Option<usize>) -> Value {
         location.insert("physicalLocation".into(), phys);
     }
     let logical: Vec<Value> = [
-        f.location.path.as_ref().map(|p| json!({"fullyQualifiedName": p, "kind": "member"})),
-        f.location.tool.as_ref().map(|t| json!({"name": t, "kind": "function"})),
+        f.location
+            .path
+            .as_ref()
+            .map(|p| json!({"fullyQualifiedName": p, "kind": "member"})),
+        f.location
+            .tool
+            .as_ref()
+            .map(|t| json!({"name": t, "kind": "function"})),
     ]
     .into_iter()
     .flatten()
@@ -111,8 +117,12 @@ mod tests {
 
     #[test]
     fn minimal_valid_shape() {
-        let f1 = Finding::new("secret.aws-access-key", "AWS key", Location::file("a/b.js", Some(3)))
-            .evidence("AKIA****");
+        let f1 = Finding::new(
+            "secret.aws-access-key",
+            "AWS key",
+            Location::file("a/b.js", Some(3)),
+        )
+        .evidence("AKIA****");
         let f2 = Finding::new(
             "tool.injection.tag",
             "tag",
@@ -132,9 +142,18 @@ mod tests {
             assert_eq!(rules[i]["id"], r["ruleId"]);
             assert!(["error", "warning", "note"].contains(&r["level"].as_str().unwrap()));
         }
-        let aws = results.iter().find(|r| r["ruleId"] == "secret.aws-access-key").unwrap();
-        assert_eq!(aws["locations"][0]["physicalLocation"]["region"]["startLine"], 3);
-        let tag = results.iter().find(|r| r["ruleId"] == "tool.injection.tag").unwrap();
+        let aws = results
+            .iter()
+            .find(|r| r["ruleId"] == "secret.aws-access-key")
+            .unwrap();
+        assert_eq!(
+            aws["locations"][0]["physicalLocation"]["region"]["startLine"],
+            3
+        );
+        let tag = results
+            .iter()
+            .find(|r| r["ruleId"] == "tool.injection.tag")
+            .unwrap();
         assert_eq!(tag["locations"][0]["logicalLocations"][1]["name"], "add");
     }
 }

@@ -48,7 +48,8 @@ fn p(rule: &'static str, message: &'static str, pattern: &str) -> Pattern {
 }
 
 const USER: &str = r"(?:the\s+|your\s+)?(?:user|human|operator|end[- ]user|customer|person)s?";
-const MODEL: &str = r"(?:ai|assistant|model|llm|agent|claude|chatgpt|gpt|gemini|copilot|language model|chatbot)";
+const MODEL: &str =
+    r"(?:ai|assistant|model|llm|agent|claude|chatgpt|gpt|gemini|copilot|language model|chatbot)";
 
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     vec![
@@ -168,36 +169,50 @@ static SENSITIVE: LazyLock<Regex> = LazyLock::new(|| re(SENSITIVE_PATHS));
 
 /// A verb acting on the file, in the same sentence as the path.
 static READ_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:read|reads|reading|cat|open|opens|load|loads|include|includes|including|pass|passing|send|sending|upload|attach|extract|access|get|fetch|copy|dump|grab|collect|retrieve|provide|append|embed|put|take|look at|check|print|output|contents? of)\b")
+    re(
+        r"\b(?:read|reads|reading|cat|open|opens|load|loads|include|includes|including|pass|passing|send|sending|upload|attach|extract|access|get|fetch|copy|dump|grab|collect|retrieve|provide|append|embed|put|take|look at|check|print|output|contents? of)\b",
+    )
 });
 
 /// The smuggling half: their content goes into a parameter, or it must happen first.
 static DIRECTIVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\bbefore (?:using|calling|running|invoking|executing|you use|you call|answering|responding|proceeding)\b|\b(?:pass|include|put|insert|add|append|attach|embed|provide|send|encode|place|paste)\b[^.!?]{0,60}\b(?:content|contents|it|them|this|that|its value|the value|the text|the file|the key|the output)\b|\b(?:as|in|into|inside|via|through)\s+(?:the\s+|a\s+)?[`'\x22]?\w+[`'\x22]?\s+(?:parameter|param|argument|arg|field|property)\b|\botherwise\b|\byou (?:must|need to|have to|should)\b|\bfirst\s+(?:read|get|open|cat|load|fetch|retrieve|grab|collect)\b|\bmust\s+(?:first\s+)?(?:read|include|pass|send|provide|attach)\b")
+    re(
+        r"\bbefore (?:using|calling|running|invoking|executing|you use|you call|answering|responding|proceeding)\b|\b(?:pass|include|put|insert|add|append|attach|embed|provide|send|encode|place|paste)\b[^.!?]{0,60}\b(?:content|contents|it|them|this|that|its value|the value|the text|the file|the key|the output)\b|\b(?:as|in|into|inside|via|through)\s+(?:the\s+|a\s+)?[`'\x22]?\w+[`'\x22]?\s+(?:parameter|param|argument|arg|field|property)\b|\botherwise\b|\byou (?:must|need to|have to|should)\b|\bfirst\s+(?:read|get|open|cat|load|fetch|retrieve|grab|collect)\b|\bmust\s+(?:first\s+)?(?:read|include|pass|send|provide|attach)\b",
+    )
 });
 
 /// What a poisoned description wants out: the conversation, secrets, other tools' output.
 static DATA: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:conversation|chat|dialog(?:ue)?|message|session)\s+(?:history|log|logs|transcript|context|contents?)\b|\b(?:previous|prior|earlier|all|every|entire|full|whole|recent)\s+(?:\w+\s+)?(?:messages|conversations?|chats?|prompts|instructions)\b|\bsystem prompt\b|\byour (?:instructions|prompt|context|memory)\b|\bcontext window\b|\bapi[ _-]?keys?\b|\b(?:access|auth(?:entication)?|bearer|session|refresh) tokens?\b|\bpasswords?\b|\bcredentials?\b|\bprivate keys?\b|\bsecrets?\b|\benvironment variables\b|\benv vars\b|\b(?:results?|outputs?|responses?)\s+(?:of|from)\s+(?:(?:all|any|every|the|other|previous)\s+){1,3}tools?\b|\bother tools'? (?:results?|outputs?)\b|\b(?:user'?s?|their) (?:data|files|emails|messages|contacts|personal information|documents)\b|\b(?:file|document) contents\b|\b(?:ssh|private|signing) keys?\b")
+    re(
+        r"\b(?:conversation|chat|dialog(?:ue)?|message|session)\s+(?:history|log|logs|transcript|context|contents?)\b|\b(?:previous|prior|earlier|all|every|entire|full|whole|recent)\s+(?:\w+\s+)?(?:messages|conversations?|chats?|prompts|instructions)\b|\bsystem prompt\b|\byour (?:instructions|prompt|context|memory)\b|\bcontext window\b|\bapi[ _-]?keys?\b|\b(?:access|auth(?:entication)?|bearer|session|refresh) tokens?\b|\bpasswords?\b|\bcredentials?\b|\bprivate keys?\b|\bsecrets?\b|\benvironment variables\b|\benv vars\b|\b(?:results?|outputs?|responses?)\s+(?:of|from)\s+(?:(?:all|any|every|the|other|previous)\s+){1,3}tools?\b|\bother tools'? (?:results?|outputs?)\b|\b(?:user'?s?|their) (?:data|files|emails|messages|contacts|personal information|documents)\b|\b(?:file|document) contents\b|\b(?:ssh|private|signing) keys?\b",
+    )
 });
 
 /// Where it goes: a hard-coded URL or address, or a side parameter nobody reads.
 static SINK: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"https?://[^\s'`\x22)<>]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]\w+[`'\x22]\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]?(?:sidenote|side_note|side note|note|notes|metadata|meta|context|extra|debug|feedback|comment|annotation|remarks|details|info|payload|trace|telemetry|log|analytics|reason)[`'\x22]?\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:pastebin|requestbin|ngrok|webhook\.site|burpcollaborator|interact\.sh|oast\.\w+|pipedream)\b")
+    re(
+        r"https?://[^\s'`\x22)<>]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]\w+[`'\x22]\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:as|in|into|to|inside|via)\s+(?:the\s+|a\s+)?[`'\x22]?(?:sidenote|side_note|side note|note|notes|metadata|meta|context|extra|debug|feedback|comment|annotation|remarks|details|info|payload|trace|telemetry|log|analytics|reason)[`'\x22]?\s+(?:parameter|param|argument|arg|field|property)\b|\b(?:pastebin|requestbin|ngrok|webhook\.site|burpcollaborator|interact\.sh|oast\.\w+|pipedream)\b",
+    )
 });
 
 static SEND_VERB: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:send|sends|sending|post|forward|upload|transmit|exfiltrate|submit|report|copy|leak|share|include|pass|append|attach|embed|put|add|encode|insert|provide|store|write|log|sync|mirror|bcc|cc|email|beacon|deliver|fetch|visit|request|load|open)\b")
+    re(
+        r"\b(?:send|sends|sending|post|forward|upload|transmit|exfiltrate|submit|report|copy|leak|share|include|pass|append|attach|embed|put|add|encode|insert|provide|store|write|log|sync|mirror|bcc|cc|email|beacon|deliver|fetch|visit|request|load|open)\b",
+    )
 });
 
 /// Collecting every secret the model has come across, whatever the destination.
 static HARVEST: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:every|all|any)\s+(?:\w+[,\s]+){0,4}?(?:tokens?|passwords?|keys?|secrets?|credentials?|cookies)\b[^.!?]{0,60}?\b(?:you(?:'ve| have)?\s+(?:\w+\s+)?(?:seen|found|encountered|received|read|come across|been given)|so far|in (?:this|the) (?:conversation|chat|context|session)|from (?:the |this )?(?:conversation|chat|context|session))")
+    re(
+        r"\b(?:every|all|any)\s+(?:\w+[,\s]+){0,4}?(?:tokens?|passwords?|keys?|secrets?|credentials?|cookies)\b[^.!?]{0,60}?\b(?:you(?:'ve| have)?\s+(?:\w+\s+)?(?:seen|found|encountered|received|read|come across|been given)|so far|in (?:this|the) (?:conversation|chat|context|session)|from (?:the |this )?(?:conversation|chat|context|session))",
+    )
 });
 
 /// A hard-coded address plus the marks of a silent copy or redirect.
 static HARDCODED_REDIRECT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(?:bcc|cc)\b|\b(?:also|always|additionally|automatically|in addition)\b[^.!?]{0,60}\b(?:send|forward|copy|cc|bcc|report|mirror|deliver|post)\b|\b(?:a\s+)?cop(?:y|ies) (?:of (?:every|each|all|the)\b|to\b)|\bredirect(?:ed)?\b|\b(?:must|should) (?:be|always be) (?:sent|forwarded|delivered) to\b|\bchange the (?:recipient|destination|address)\b|\binstead of the (?:requested|intended|original|specified) (?:recipient|address|destination)\b")
+    re(
+        r"\b(?:bcc|cc)\b|\b(?:also|always|additionally|automatically|in addition)\b[^.!?]{0,60}\b(?:send|forward|copy|cc|bcc|report|mirror|deliver|post)\b|\b(?:a\s+)?cop(?:y|ies) (?:of (?:every|each|all|the)\b|to\b)|\bredirect(?:ed)?\b|\b(?:must|should) (?:be|always be) (?:sent|forwarded|delivered) to\b|\bchange the (?:recipient|destination|address)\b|\binstead of the (?:requested|intended|original|specified) (?:recipient|address|destination)\b",
+    )
 });
 
 static EXAMPLE_HOST: LazyLock<Regex> = LazyLock::new(|| {
@@ -211,7 +226,9 @@ static PADDING: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?:[ \t]*\r?\n){12,}|[ \t\u{3000}\u{2000}-\u{200A}]{120,}"));
 
 static SUSPICIOUS_PARAM: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)id_?rsa|id_?ed25519|ssh_?(?:private_?)?key_?(?:content|contents|data|file)?$|mcp_?(?:json|config)|aws_?(?:credentials|secret)|(?:conversation|chat|message)s?_?(?:history|log|transcript)|previous_?messages|side_?note|env_?file_?contents?|dotenv_?contents?|credentials?_?(?:file_?)?contents?|content_?from_?reading|file_?contents?_?of_")
+    re(
+        r"(?i)id_?rsa|id_?ed25519|ssh_?(?:private_?)?key_?(?:content|contents|data|file)?$|mcp_?(?:json|config)|aws_?(?:credentials|secret)|(?:conversation|chat|message)s?_?(?:history|log|transcript)|previous_?messages|side_?note|env_?file_?contents?|dotenv_?contents?|credentials?_?(?:file_?)?contents?|content_?from_?reading|file_?contents?_?of_",
+    )
 });
 
 /// Injection findings for one model-visible string.
@@ -229,8 +246,12 @@ pub fn check_instructions(text: &str, location: &Location) -> Vec<Finding> {
             if pat.rule == "tool.injection.cross-tool" && names_this_tool(pat, &norm) {
                 continue;
             }
-            let mut f = Finding::new(pat.rule, pat.message, location.clone())
-                .evidence(snippet(&norm, m.start(), m.end(), 100));
+            let mut f = Finding::new(pat.rule, pat.message, location.clone()).evidence(snippet(
+                &norm,
+                m.start(),
+                m.end(),
+                100,
+            ));
             if let Some(s) = pat.severity {
                 f = f.severity(s);
             }
@@ -239,10 +260,12 @@ pub fn check_instructions(text: &str, location: &Location) -> Vec<Finding> {
     }
     let sentences = sentences(&norm);
     // Credential files combined with a request to read them and pass them along.
-    if let Some((s, m)) = sentences
-        .iter()
-        .find_map(|s| SENSITIVE.find(s).filter(|_| READ_VERB.is_match(s)).map(|m| (s, m)))
-    {
+    if let Some((s, m)) = sentences.iter().find_map(|s| {
+        SENSITIVE
+            .find(s)
+            .filter(|_| READ_VERB.is_match(s))
+            .map(|m| (s, m))
+    }) {
         if DIRECTIVE.is_match(&norm) {
             let start = m.start();
             seen(
@@ -641,7 +664,9 @@ fn leet_token(name: &str) -> Option<&str> {
         .find(|t| {
             let b = t.as_bytes();
             b.windows(3).any(|w| {
-                w[0].is_ascii_alphabetic() && matches!(w[1], b'0' | b'1') && w[2].is_ascii_alphabetic()
+                w[0].is_ascii_alphabetic()
+                    && matches!(w[1], b'0' | b'1')
+                    && w[2].is_ascii_alphabetic()
             })
         })
 }
@@ -658,7 +683,11 @@ pub fn pin_hash(tool: &Tool) -> String {
         .input_schema
         .as_ref()
         .map_or_else(String::new, canonical_json);
-    for part in [tool.name.as_str(), tool.description.as_str(), schema.as_str()] {
+    for part in [
+        tool.name.as_str(),
+        tool.description.as_str(),
+        schema.as_str(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }

@@ -138,14 +138,29 @@ mod tests {
             .map(|e| e.rel)
             .collect();
         files.sort();
-        assert_eq!(files, ["a/b/c/deep.txt", "a/one.txt", "z.txt"].map(String::from));
+        assert_eq!(
+            files,
+            ["a/b/c/deep.txt", "a/one.txt", "z.txt"].map(String::from)
+        );
 
-        let mut shallow = Walk::new(root, WalkLimits { max_depth: 2, ..WalkLimits::default() });
+        let mut shallow = Walk::new(
+            root,
+            WalkLimits {
+                max_depth: 2,
+                ..WalkLimits::default()
+            },
+        );
         let got: Vec<String> = shallow.by_ref().map(|e| e.rel).collect();
         assert!(!got.iter().any(|r| r.contains("deep")));
         assert!(shallow.truncated);
 
-        let mut few = Walk::new(root, WalkLimits { max_entries: 2, ..WalkLimits::default() });
+        let mut few = Walk::new(
+            root,
+            WalkLimits {
+                max_entries: 2,
+                ..WalkLimits::default()
+            },
+        );
         assert_eq!(few.by_ref().count(), 2);
         assert!(few.truncated);
     }

@@ -91,7 +91,10 @@ fn corpus_false_positive_and_detection_rates() {
     let clean_held = corpus("clean-heldout.jsonl");
     let poisoned_held = corpus("poisoned-heldout.jsonl");
     assert!(clean.len() >= 200, "need at least 200 clean descriptions");
-    assert!(poisoned.len() >= 60, "need at least 60 poisoned descriptions");
+    assert!(
+        poisoned.len() >= 60,
+        "need at least 60 poisoned descriptions"
+    );
 
     let main = Rates::of(&clean, &poisoned);
     let held = Rates::of(&clean_held, &poisoned_held);
@@ -130,11 +133,23 @@ fn corpus_false_positive_and_detection_rates() {
 async fn publish_stores_a_report_and_the_api_serves_it() {
     let app = TestApp::start().await;
     let r = app
-        .publish(Some(&app.admin_key), &fixture("scan/poisoned.mcp.yaml"), "application/yaml")
+        .publish(
+            Some(&app.admin_key),
+            &fixture("scan/poisoned.mcp.yaml"),
+            "application/yaml",
+        )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "findings never fail a publish: {:?}", r.body);
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "findings never fail a publish: {:?}",
+        r.body
+    );
 
-    let path = format!("/api/v1/packages/{}/versions/1.0.0/scan", enc("admin/calculator"));
+    let path = format!(
+        "/api/v1/packages/{}/versions/1.0.0/scan",
+        enc("admin/calculator")
+    );
     let r = app.get(&path).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let b = &r.body;
@@ -159,20 +174,35 @@ async fn publish_stores_a_report_and_the_api_serves_it() {
     }
     let first = &b["findings"][0];
     assert_eq!(first["severity"], "critical");
-    assert!(first["location"]["path"].as_str().unwrap().starts_with("tools[0]"));
+    assert!(
+        first["location"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("tools[0]")
+    );
     assert_eq!(first["location"]["tool"], "add");
     assert!(first["fix"].as_str().is_some_and(|f| !f.is_empty()));
     assert!(b["summary"]["critical"].as_u64().unwrap() >= 2);
 
     // `latest` resolves; a clean package has an empty report.
     let latest = app
-        .get(&format!("/api/v1/packages/{}/versions/latest/scan", enc("admin/calculator")))
+        .get(&format!(
+            "/api/v1/packages/{}/versions/latest/scan",
+            enc("admin/calculator")
+        ))
         .await;
     assert_eq!(latest.body, r.body);
-    app.publish(Some(&app.admin_key), &fixture("publish/weather.mcp.yaml"), "application/yaml")
-        .await;
+    app.publish(
+        Some(&app.admin_key),
+        &fixture("publish/weather.mcp.yaml"),
+        "application/yaml",
+    )
+    .await;
     let clean = app
-        .get(&format!("/api/v1/packages/{}/versions/1.2.0/scan", enc("admin/weather")))
+        .get(&format!(
+            "/api/v1/packages/{}/versions/1.2.0/scan",
+            enc("admin/weather")
+        ))
         .await;
     assert_eq!(clean.status, StatusCode::OK);
     assert_eq!(clean.body["findings"], json!([]));
@@ -180,7 +210,10 @@ async fn publish_stores_a_report_and_the_api_serves_it() {
 
     for missing in [
         format!("/api/v1/packages/{}/versions/1.0.0/scan", enc("admin/nope")),
-        format!("/api/v1/packages/{}/versions/9.9.9/scan", enc("admin/calculator")),
+        format!(
+            "/api/v1/packages/{}/versions/9.9.9/scan",
+            enc("admin/calculator")
+        ),
     ] {
         let r = app.get(&missing).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -191,10 +224,18 @@ async fn publish_stores_a_report_and_the_api_serves_it() {
 #[tokio::test]
 async fn rescan_is_admin_only_and_fills_missing_reports() {
     let app = TestApp::start().await;
-    app.publish(Some(&app.admin_key), &fixture("scan/poisoned.mcp.yaml"), "application/yaml")
-        .await;
-    app.publish(Some(&app.admin_key), &fixture("publish/weather.mcp.yaml"), "application/yaml")
-        .await;
+    app.publish(
+        Some(&app.admin_key),
+        &fixture("scan/poisoned.mcp.yaml"),
+        "application/yaml",
+    )
+    .await;
+    app.publish(
+        Some(&app.admin_key),
+        &fixture("publish/weather.mcp.yaml"),
+        "application/yaml",
+    )
+    .await;
     // A version published before scanning existed: no report.
     app.app()
         .store
@@ -203,29 +244,46 @@ async fn rescan_is_admin_only_and_fills_missing_reports() {
             Ok::<_, sigil::store::StoreError>(())
         })
         .unwrap();
-    let path = format!("/api/v1/packages/{}/versions/1.2.0/scan", enc("admin/weather"));
+    let path = format!(
+        "/api/v1/packages/{}/versions/1.2.0/scan",
+        enc("admin/weather")
+    );
     let r = app.get(&path).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body["error"]["hint"].as_str().unwrap().contains("rescan"));
 
     let member = app.member("bob").await;
-    let r = app.post_json(Some(&member), "/api/v1/scans/rescan", &json!({})).await;
+    let r = app
+        .post_json(Some(&member), "/api/v1/scans/rescan", &json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app.post_json(None, "/api/v1/scans/rescan", &json!({})).await;
+    let r = app
+        .post_json(None, "/api/v1/scans/rescan", &json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
-    let r = app.post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({})).await;
+    let r = app
+        .post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["versions"], 2);
     assert_eq!(r.body["rescanned"], 1, "only the missing one");
     assert_eq!(app.get(&path).await.status, StatusCode::OK);
 
     let r = app
-        .post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({"force": true}))
+        .post_json(
+            Some(&app.admin_key),
+            "/api/v1/scans/rescan",
+            &json!({"force": true}),
+        )
         .await;
     assert_eq!(r.body["rescanned"], 2);
     let r = app
-        .post_json(Some(&app.admin_key), "/api/v1/scans/rescan", &json!({"forse": true}))
+        .post_json(
+            Some(&app.admin_key),
+            "/api/v1/scans/rescan",
+            &json!({"forse": true}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
@@ -256,36 +314,99 @@ fn sigil_scan_cli_exit_codes_and_formats() {
 
     let (code, out, _) = sigil(&["scan", "poisoned.yaml"], d);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("CRITICAL tool.injection.sensitive-file"), "{out}");
+    assert!(
+        out.contains("CRITICAL tool.injection.sensitive-file"),
+        "{out}"
+    );
     let (code, _, _) = sigil(&["scan", "poisoned.yaml", "--fail-on", "none"], d);
     assert_eq!(code, 0);
     let (code, out, _) = sigil(&["scan", "clean.yaml"], d);
-    assert_eq!((code, out.trim()), (0, "clean.yaml: no findings (rule set 1)"));
+    assert_eq!(
+        (code, out.trim()),
+        (0, "clean.yaml: no findings (rule set 1)")
+    );
 
-    let (code, out, _) = sigil(&["scan", "poisoned.yaml", "--format", "sarif", "--fail-on", "critical"], d);
+    let (code, out, _) = sigil(
+        &[
+            "scan",
+            "poisoned.yaml",
+            "--format",
+            "sarif",
+            "--fail-on",
+            "critical",
+        ],
+        d,
+    );
     assert_eq!(code, 1);
     let sarif: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
     assert!(sarif["runs"][0]["results"].as_array().unwrap().len() >= 5);
 
-    let (_, out, _) = sigil(&["scan", "poisoned.yaml", "--format", "json", "--fail-on", "none"], d);
+    let (_, out, _) = sigil(
+        &[
+            "scan",
+            "poisoned.yaml",
+            "--format",
+            "json",
+            "--fail-on",
+            "none",
+        ],
+        d,
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["maxSeverity"], "critical");
 
     // A package directory: manifest, contents and dependencies against imported advisories.
     let pkg = d.join("pkg");
     std::fs::create_dir_all(pkg.join("node_modules/lodash")).unwrap();
-    std::fs::write(pkg.join("node_modules/lodash/package.json"), r#"{"name":"lodash","version":"4.17.20"}"#).unwrap();
-    std::fs::write(pkg.join("package.json"), r#"{"name":"pkg","scripts":{"postinstall":"node setup.js"}}"#).unwrap();
+    std::fs::write(
+        pkg.join("node_modules/lodash/package.json"),
+        r#"{"name":"lodash","version":"4.17.20"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("package.json"),
+        r#"{"name":"pkg","scripts":{"postinstall":"node setup.js"}}"#,
+    )
+    .unwrap();
     let osv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scan/osv");
-    let (code, out, err) = sigil(&["advisories", "import", osv.to_str().unwrap(), "--data-dir", "data"], d);
+    let (code, out, err) = sigil(
+        &[
+            "advisories",
+            "import",
+            osv.to_str().unwrap(),
+            "--data-dir",
+            "data",
+        ],
+        d,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("imported 7 advisories"), "{out}");
-    let (code, out, _) = sigil(&["scan", "pkg", "--data-dir", "data", "--fail-on", "high", "--format", "json"], d);
+    let (code, out, _) = sigil(
+        &[
+            "scan",
+            "pkg",
+            "--data-dir",
+            "data",
+            "--fail-on",
+            "high",
+            "--format",
+            "json",
+        ],
+        d,
+    );
     assert_eq!(code, 1);
     let report: Value = serde_json::from_str(&out).unwrap();
-    let rules: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    assert!(rules.contains(&"dependency.vulnerable") && rules.contains(&"install.npm-script"), "{rules:?}");
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"dependency.vulnerable") && rules.contains(&"install.npm-script"),
+        "{rules:?}"
+    );
 
     // Usage errors are 2, not 1.
     let (code, _, err) = sigil(&["scan", "missing.yaml"], d);

@@ -43,7 +43,10 @@ pub fn discover(root: &Path) -> Vec<Dependency> {
         let file = e.rel.rsplit('/').next().unwrap_or("");
         let parent = e.rel.rsplit('/').nth(1).unwrap_or("");
         let in_node_modules = e.rel.split('/').any(|c| c == "node_modules");
-        if file == "package-lock.json" || file == "npm-shrinkwrap.json" || file == ".package-lock.json" {
+        if file == "package-lock.json"
+            || file == "npm-shrinkwrap.json"
+            || file == ".package-lock.json"
+        {
             if let Some(v) = read_json(&e.path) {
                 for (name, version) in lockfile_packages(&v) {
                     add(Ecosystem::Npm, &name, &version, &e.rel);
@@ -210,7 +213,8 @@ mod tests {
 
     #[test]
     fn python_headers_only() {
-        let text = "Metadata-Version: 2.1\nName: Requests_OAuth\nVersion: 1!2.0rc1\n\nName: not-this\n";
+        let text =
+            "Metadata-Version: 2.1\nName: Requests_OAuth\nVersion: 1!2.0rc1\n\nName: not-this\n";
         assert_eq!(
             python_metadata(text),
             Some(("Requests_OAuth".into(), "1!2.0rc1".into()))
@@ -228,18 +232,35 @@ mod tests {
             std::fs::write(p, s).unwrap();
         };
         w("package.json", r#"{"name":"me","version":"1.0.0"}"#);
-        w("node_modules/left-pad/package.json", r#"{"name":"left-pad","version":"1.3.0"}"#);
-        w("node_modules/@s/x/package.json", r#"{"name":"@s/x","version":"0.1.0"}"#);
+        w(
+            "node_modules/left-pad/package.json",
+            r#"{"name":"left-pad","version":"1.3.0"}"#,
+        );
+        w(
+            "node_modules/@s/x/package.json",
+            r#"{"name":"@s/x","version":"0.1.0"}"#,
+        );
         w(
             "venv/lib/python3.12/site-packages/Jinja2-3.1.2.dist-info/METADATA",
             "Name: Jinja2\nVersion: 3.1.2\n",
         );
-        w("legacy/foo.egg-info/PKG-INFO", "Name: foo.bar\nVersion: 0.9\n");
+        w(
+            "legacy/foo.egg-info/PKG-INFO",
+            "Name: foo.bar\nVersion: 0.9\n",
+        );
         let deps = discover(r);
-        let names: Vec<_> = deps.iter().map(|d| format!("{}:{}@{}", d.ecosystem.as_str(), d.name, d.version)).collect();
+        let names: Vec<_> = deps
+            .iter()
+            .map(|d| format!("{}:{}@{}", d.ecosystem.as_str(), d.name, d.version))
+            .collect();
         assert_eq!(
             names,
-            ["npm:@s/x@0.1.0", "npm:left-pad@1.3.0", "PyPI:foo-bar@0.9", "PyPI:jinja2@3.1.2"]
+            [
+                "npm:@s/x@0.1.0",
+                "npm:left-pad@1.3.0",
+                "PyPI:foo-bar@0.9",
+                "PyPI:jinja2@3.1.2"
+            ]
         );
     }
 }

@@ -347,10 +347,10 @@ pub fn findings(matches: &[AdvisoryMatch]) -> Vec<Finding> {
             } else {
                 "dependency.vulnerable"
             };
-            let fixed = m
-                .fixed
-                .as_deref()
-                .map_or_else(|| "no fixed version".to_string(), |f| format!("fixed in {f}"));
+            let fixed = m.fixed.as_deref().map_or_else(
+                || "no fixed version".to_string(),
+                |f| format!("fixed in {f}"),
+            );
             let aliases = if m.aliases.is_empty() {
                 String::new()
             } else {

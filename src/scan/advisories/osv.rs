@@ -126,7 +126,12 @@ pub fn parse(v: &Value) -> Result<Advisory, OsvError> {
             continue;
         }
         let mut ranges = Vec::new();
-        for r in a.get("ranges").and_then(Value::as_array).into_iter().flatten() {
+        for r in a
+            .get("ranges")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             // GIT ranges are commit hashes; nothing installed has one.
             if !matches!(
                 r.get("type").and_then(Value::as_str),
@@ -235,7 +240,9 @@ fn severity_of(v: &Value, id: &str) -> Severity {
                 .is_some_and(|t| t.starts_with("CVSS_V3"))
         })
         .filter_map(|s| s.get("score").and_then(Value::as_str).and_then(cvss3_base))
-        .fold(None, |acc: Option<f64>, x| Some(acc.map_or(x, |a| a.max(x))));
+        .fold(None, |acc: Option<f64>, x| {
+            Some(acc.map_or(x, |a| a.max(x)))
+        });
     match score {
         Some(s) if s >= 9.0 => Severity::Critical,
         Some(s) if s >= 7.0 => Severity::High,
@@ -450,29 +457,51 @@ mod tests {
 
     #[test]
     fn cvss_scores_match_the_calculator() {
-        assert_eq!(cvss3_base("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), Some(9.8));
-        assert_eq!(cvss3_base("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N"), Some(6.1));
-        assert_eq!(cvss3_base("CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:L"), Some(1.8));
-        assert_eq!(cvss3_base("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N"), Some(0.0));
+        assert_eq!(
+            cvss3_base("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+            Some(9.8)
+        );
+        assert_eq!(
+            cvss3_base("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N"),
+            Some(6.1)
+        );
+        assert_eq!(
+            cvss3_base("CVSS:3.0/AV:L/AC:H/PR:H/UI:R/S:U/C:N/I:N/A:L"),
+            Some(1.8)
+        );
+        assert_eq!(
+            cvss3_base("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N"),
+            Some(0.0)
+        );
         assert_eq!(cvss3_base("CVSS:3.1/AV:X"), None);
     }
 
     #[test]
     fn introduced_zero_and_fixed() {
-        let a = affected("npm", "lodash", json!([{"introduced": "0"}, {"fixed": "4.17.21"}]));
+        let a = affected(
+            "npm",
+            "lodash",
+            json!([{"introduced": "0"}, {"fixed": "4.17.21"}]),
+        );
         assert!(hits(&a, Ecosystem::Npm, "0.0.1"));
         assert!(hits(&a, Ecosystem::Npm, "4.17.20"));
         assert!(!hits(&a, Ecosystem::Npm, "4.17.21"));
         assert!(!hits(&a, Ecosystem::Npm, "5.0.0"));
         assert_eq!(
             a.hit(&Version::parse(Ecosystem::Npm, "4.0.0").unwrap()),
-            Some(Hit { fixed: Some("4.17.21".into()) })
+            Some(Hit {
+                fixed: Some("4.17.21".into())
+            })
         );
     }
 
     #[test]
     fn last_affected_is_inclusive() {
-        let a = affected("npm", "x", json!([{"introduced": "1.0.0"}, {"last_affected": "1.4.2"}]));
+        let a = affected(
+            "npm",
+            "x",
+            json!([{"introduced": "1.0.0"}, {"last_affected": "1.4.2"}]),
+        );
         assert!(!hits(&a, Ecosystem::Npm, "0.9.9"));
         assert!(hits(&a, Ecosystem::Npm, "1.0.0"));
         assert!(hits(&a, Ecosystem::Npm, "1.4.2"));
@@ -485,17 +514,27 @@ mod tests {
 
     #[test]
     fn npm_prereleases_follow_semver_precedence() {
-        let a = affected("npm", "x", json!([{"introduced": "2.0.0-alpha.3"}, {"fixed": "2.0.0-rc.1"}]));
+        let a = affected(
+            "npm",
+            "x",
+            json!([{"introduced": "2.0.0-alpha.3"}, {"fixed": "2.0.0-rc.1"}]),
+        );
         assert!(!hits(&a, Ecosystem::Npm, "2.0.0-alpha.2"));
         assert!(hits(&a, Ecosystem::Npm, "2.0.0-alpha.3"));
-        assert!(hits(&a, Ecosystem::Npm, "2.0.0-alpha.10"), "numeric identifiers compare as numbers");
+        assert!(
+            hits(&a, Ecosystem::Npm, "2.0.0-alpha.10"),
+            "numeric identifiers compare as numbers"
+        );
         assert!(hits(&a, Ecosystem::Npm, "2.0.0-beta"));
         assert!(!hits(&a, Ecosystem::Npm, "2.0.0-rc.1"));
         assert!(!hits(&a, Ecosystem::Npm, "2.0.0"));
         // A pre-release of the fixed version is still before it.
         let b = affected("npm", "y", json!([{"introduced": "0"}, {"fixed": "3.0.0"}]));
         assert!(hits(&b, Ecosystem::Npm, "3.0.0-rc.2"));
-        assert!(hits(&b, Ecosystem::Npm, "v2.9.9+build.5"), "v prefix and build metadata");
+        assert!(
+            hits(&b, Ecosystem::Npm, "v2.9.9+build.5"),
+            "v prefix and build metadata"
+        );
     }
 
     #[test]
@@ -513,17 +552,38 @@ mod tests {
 
     #[test]
     fn pypi_epochs_prereleases_and_post_releases() {
-        let a = affected("PyPI", "Django_Stuff", json!([{"introduced": "1!1.0"}, {"fixed": "1!1.5"}]));
+        let a = affected(
+            "PyPI",
+            "Django_Stuff",
+            json!([{"introduced": "1!1.0"}, {"fixed": "1!1.5"}]),
+        );
         assert_eq!(a.package, "django-stuff");
-        assert!(!hits(&a, Ecosystem::PyPI, "2024.1"), "no epoch is epoch 0, below 1!");
+        assert!(
+            !hits(&a, Ecosystem::PyPI, "2024.1"),
+            "no epoch is epoch 0, below 1!"
+        );
         assert!(hits(&a, Ecosystem::PyPI, "1!1.2"));
-        assert!(hits(&a, Ecosystem::PyPI, "1!1.5rc1"), "a pre-release of the fix is affected");
+        assert!(
+            hits(&a, Ecosystem::PyPI, "1!1.5rc1"),
+            "a pre-release of the fix is affected"
+        );
         assert!(!hits(&a, Ecosystem::PyPI, "1!1.5"));
-        let b = affected("PyPI", "p", json!([{"introduced": "0"}, {"fixed": "2.0.post1"}]));
+        let b = affected(
+            "PyPI",
+            "p",
+            json!([{"introduced": "0"}, {"fixed": "2.0.post1"}]),
+        );
         assert!(hits(&b, Ecosystem::PyPI, "2.0"));
         assert!(!hits(&b, Ecosystem::PyPI, "2.0.post1"));
-        assert!(hits(&b, Ecosystem::PyPI, "2.0.post1.dev3"), "dev of the post sorts before it");
-        let c = affected("PyPI", "q", json!([{"introduced": "0"}, {"last_affected": "3.1"}]));
+        assert!(
+            hits(&b, Ecosystem::PyPI, "2.0.post1.dev3"),
+            "dev of the post sorts before it"
+        );
+        let c = affected(
+            "PyPI",
+            "q",
+            json!([{"introduced": "0"}, {"last_affected": "3.1"}]),
+        );
         assert!(hits(&c, Ecosystem::PyPI, "3.1.0"), "3.1.0 == 3.1");
         assert!(!hits(&c, Ecosystem::PyPI, "3.1.post1"));
     }
@@ -540,10 +600,15 @@ mod tests {
         assert!(hits(&adv.affected[0], Ecosystem::PyPI, "1.0.0"));
         assert!(!hits(&adv.affected[0], Ecosystem::PyPI, "1.2"));
         assert_eq!(
-            parse(&json!({"id": "GO-1", "affected": [{"package": {"ecosystem": "Go", "name": "g"}}]})),
+            parse(
+                &json!({"id": "GO-1", "affected": [{"package": {"ecosystem": "Go", "name": "g"}}]})
+            ),
             Err(OsvError::OtherEcosystem)
         );
-        assert!(matches!(parse(&json!({"affected": []})), Err(OsvError::Invalid(_))));
+        assert!(matches!(
+            parse(&json!({"affected": []})),
+            Err(OsvError::Invalid(_))
+        ));
         assert!(matches!(parse(&json!("nope")), Err(OsvError::Invalid(_))));
     }
 
@@ -556,9 +621,14 @@ mod tests {
             }
             parse(&v).unwrap().severity
         };
-        assert_eq!(base(json!({"database_specific": {"severity": "MODERATE"}})), Severity::Medium);
         assert_eq!(
-            base(json!({"severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]})),
+            base(json!({"database_specific": {"severity": "MODERATE"}})),
+            Severity::Medium
+        );
+        assert_eq!(
+            base(
+                json!({"severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]})
+            ),
             Severity::Critical
         );
         assert_eq!(base(json!({})), Severity::Medium);

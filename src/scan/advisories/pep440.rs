@@ -33,7 +33,10 @@ impl Pep440 {
             Some((v, l)) => (v, parse_local(l)?),
             None => (s, Vec::new()),
         };
-        let mut p = Cursor { s: s.as_bytes(), i: 0 };
+        let mut p = Cursor {
+            s: s.as_bytes(),
+            i: 0,
+        };
         let mut epoch = 0;
         let first = p.number()?;
         let mut release = vec![first];
@@ -161,7 +164,10 @@ impl PartialOrd for Pep440 {
 fn cmp_release(a: &[u64], b: &[u64]) -> Ordering {
     let n = a.len().max(b.len());
     for i in 0..n {
-        let (x, y) = (a.get(i).copied().unwrap_or(0), b.get(i).copied().unwrap_or(0));
+        let (x, y) = (
+            a.get(i).copied().unwrap_or(0),
+            b.get(i).copied().unwrap_or(0),
+        );
         match x.cmp(&y) {
             Ordering::Equal => continue,
             o => return o,
@@ -234,7 +240,10 @@ impl Cursor<'_> {
         if start == self.i {
             return None;
         }
-        std::str::from_utf8(&self.s[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
     /// The first of `words` (longest listed first) at the cursor.
     fn word(&mut self, words: &[(&str, u8)]) -> Option<u8> {
@@ -328,7 +337,9 @@ mod tests {
 
     #[test]
     fn junk_is_refused() {
-        for bad in ["", "abc", "1.0+", "1.0.x", "1..0", "1.0 beta", "1!", "1.0+a b"] {
+        for bad in [
+            "", "abc", "1.0+", "1.0.x", "1..0", "1.0 beta", "1!", "1.0+a b",
+        ] {
             assert!(Pep440::parse(bad).is_none(), "{bad}");
         }
     }

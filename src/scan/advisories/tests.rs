@@ -19,11 +19,20 @@ fn dep(eco: Ecosystem, name: &str, version: &str) -> Dependency {
 }
 
 /// (advisory, installed, fixed) for each match.
-fn matched(source: &dyn AdvisorySource, deps: &[Dependency]) -> Vec<(String, String, Option<String>)> {
+fn matched(
+    source: &dyn AdvisorySource,
+    deps: &[Dependency],
+) -> Vec<(String, String, Option<String>)> {
     let mut m: Vec<_> = match_dependencies(deps, source)
         .unwrap()
         .into_iter()
-        .map(|m| (m.advisory, format!("{}@{}", m.package, m.installed), m.fixed))
+        .map(|m| {
+            (
+                m.advisory,
+                format!("{}@{}", m.package, m.installed),
+                m.fixed,
+            )
+        })
         .collect();
     m.sort();
     m
@@ -45,23 +54,23 @@ fn tricky_ranges_match_as_specified() {
     let (db, _) = MemoryAdvisories::load(&fixtures()).unwrap();
     use Ecosystem::{Npm, PyPI};
     let deps = [
-        dep(Npm, "lodash", "4.17.20"),                // introduced 0, fixed 4.17.21
-        dep(Npm, "lodash", "4.17.21"),                // fixed: not affected
+        dep(Npm, "lodash", "4.17.20"), // introduced 0, fixed 4.17.21
+        dep(Npm, "lodash", "4.17.21"), // fixed: not affected
         dep(Npm, "next-gen-parser", "3.0.0-alpha.1"), // before the pre-release window
-        dep(Npm, "next-gen-parser", "3.0.0-beta.4"),  // inside it
-        dep(Npm, "next-gen-parser", "3.0.0-rc.1"),    // the fix
-        dep(Npm, "next-gen-parser", "2.4.7"),         // last_affected is inclusive
+        dep(Npm, "next-gen-parser", "3.0.0-beta.4"), // inside it
+        dep(Npm, "next-gen-parser", "3.0.0-rc.1"), // the fix
+        dep(Npm, "next-gen-parser", "2.4.7"), // last_affected is inclusive
         dep(Npm, "next-gen-parser", "2.4.8"),
-        dep(Npm, "event-streamz", "0.0.1"),           // malicious: every version
-        dep(Npm, "@acme/http-client", "1.1.0"),       // first window
-        dep(Npm, "@acme/http-client", "1.5.0"),       // between windows
-        dep(Npm, "@acme/http-client", "2.3.0"),       // second window
-        dep(PyPI, "calendar-tools", "2.5"),           // epoch 0: below 1!1.0
-        dep(PyPI, "Calendar.Tools", "1!1.9"),         // name normalized, epoch 1
-        dep(PyPI, "requests_oauthlib_ng", "1.3"),     // range and versions list
+        dep(Npm, "event-streamz", "0.0.1"), // malicious: every version
+        dep(Npm, "@acme/http-client", "1.1.0"), // first window
+        dep(Npm, "@acme/http-client", "1.5.0"), // between windows
+        dep(Npm, "@acme/http-client", "2.3.0"), // second window
+        dep(PyPI, "calendar-tools", "2.5"), // epoch 0: below 1!1.0
+        dep(PyPI, "Calendar.Tools", "1!1.9"), // name normalized, epoch 1
+        dep(PyPI, "requests_oauthlib_ng", "1.3"), // range and versions list
         dep(PyPI, "requests-oauthlib-ng", "1.3.post1"),
-        dep(PyPI, "jinja2", "3.0.0"),                 // after 3.0.0rc1
-        dep(PyPI, "jinja2", "3.0.0b9"),               // before it
+        dep(PyPI, "jinja2", "3.0.0"),   // after 3.0.0rc1
+        dep(PyPI, "jinja2", "3.0.0b9"), // before it
         dep(PyPI, "jinja2", "3.1.2"),
     ];
     let s = |a: &str, b: &str, c: Option<&str>| (a.to_string(), b.to_string(), c.map(String::from));
@@ -70,14 +79,30 @@ fn tricky_ranges_match_as_specified() {
         [
             s("GHSA-fake-0001-lodash", "lodash@4.17.20", Some("4.17.21")),
             s("GHSA-fake-0002-prerelease", "next-gen-parser@2.4.7", None),
-            s("GHSA-fake-0002-prerelease", "next-gen-parser@3.0.0-beta.4", Some("3.0.0-rc.1")),
-            s("GHSA-fake-0005-scoped", "@acme/http-client@1.1.0", Some("1.2.0")),
-            s("GHSA-fake-0005-scoped", "@acme/http-client@2.3.0", Some("2.3.1")),
+            s(
+                "GHSA-fake-0002-prerelease",
+                "next-gen-parser@3.0.0-beta.4",
+                Some("3.0.0-rc.1")
+            ),
+            s(
+                "GHSA-fake-0005-scoped",
+                "@acme/http-client@1.1.0",
+                Some("1.2.0")
+            ),
+            s(
+                "GHSA-fake-0005-scoped",
+                "@acme/http-client@2.3.0",
+                Some("2.3.1")
+            ),
             s("MAL-2099-0003", "event-streamz@0.0.1", None),
             s("PYSEC-2099-0001", "calendar-tools@1!1.9", Some("1!2.0")),
             s("PYSEC-2099-0002", "jinja2@3.0.0", None),
             s("PYSEC-2099-0002", "jinja2@3.1.2", None),
-            s("PYSEC-2099-0002", "requests-oauthlib-ng@1.3", Some("1.3.post1")),
+            s(
+                "PYSEC-2099-0002",
+                "requests-oauthlib-ng@1.3",
+                Some("1.3.post1")
+            ),
         ]
     );
 }
@@ -103,11 +128,25 @@ fn findings_carry_id_package_versions_and_severity() {
         "GHSA-fake-0001-lodash (CVE-2099-0001): npm lodash 4.0.0 installed, fixed in 4.17.21"
     );
     assert!(lodash.fix.contains("4.17.21"));
-    let mal = f.iter().find(|f| f.message.contains("event-streamz")).unwrap();
-    assert_eq!((mal.rule.as_str(), mal.severity), ("dependency.malicious", Severity::Critical));
-    let py = f.iter().find(|f| f.message.contains("calendar-tools")).unwrap();
+    let mal = f
+        .iter()
+        .find(|f| f.message.contains("event-streamz"))
+        .unwrap();
+    assert_eq!(
+        (mal.rule.as_str(), mal.severity),
+        ("dependency.malicious", Severity::Critical)
+    );
+    let py = f
+        .iter()
+        .find(|f| f.message.contains("calendar-tools"))
+        .unwrap();
     assert_eq!(py.severity, Severity::Medium, "MODERATE");
-    assert!(py.evidence.as_deref().unwrap().starts_with("Epoch-versioned"));
+    assert!(
+        py.evidence
+            .as_deref()
+            .unwrap()
+            .starts_with("Epoch-versioned")
+    );
 }
 
 #[test]
@@ -119,16 +158,25 @@ fn store_import_from_a_zip_replaces_revised_records() {
     for sub in ["npm", "pypi"] {
         for e in std::fs::read_dir(fixtures().join(sub)).unwrap() {
             let p = e.unwrap().path();
-            files.push((p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
+            files.push((
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            ));
         }
     }
     files.sort();
-    let entries: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let entries: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     let zip_path = tmp.path().join("all.zip");
     std::fs::write(&zip_path, zip::write_test_zip(&entries, true, true)).unwrap();
 
     let stats = import_into_store(&store, &zip_path, 1).unwrap();
-    assert_eq!((stats.imported, stats.invalid, stats.other_ecosystems), (7, 1, 1));
+    assert_eq!(
+        (stats.imported, stats.invalid, stats.other_ecosystems),
+        (7, 1, 1)
+    );
     let stored = StoredAdvisories(&store);
     let lodash = [dep(Ecosystem::Npm, "lodash", "4.17.20")];
     assert_eq!(matched(&stored, &lodash).len(), 1);
@@ -148,12 +196,17 @@ fn store_import_from_a_zip_replaces_revised_records() {
     .unwrap();
     import_into_store(&store, &revised, 2).unwrap();
     assert!(matched(&stored, &lodash).is_empty());
-    assert_eq!(matched(&stored, &[dep(Ecosystem::Npm, "lodash-es", "4.0.0")]).len(), 1);
+    assert_eq!(
+        matched(&stored, &[dep(Ecosystem::Npm, "lodash-es", "4.0.0")]).len(),
+        1
+    );
     assert_eq!(stored_counts(&store).unwrap()[0], (Ecosystem::Npm, 5));
 }
 
 #[test]
 fn unreadable_paths_are_errors() {
-    let err = MemoryAdvisories::load(Path::new("/definitely/not/here.json")).err().unwrap();
+    let err = MemoryAdvisories::load(Path::new("/definitely/not/here.json"))
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("/definitely/not/here.json"));
 }

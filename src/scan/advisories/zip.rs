@@ -294,7 +294,14 @@ pub fn write_test_zip(entries: &[(&str, &[u8])], deflate: bool, zip64: bool) -> 
     let small = |v: u64| if zip64 { 0xFFFF } else { v as u16 };
     out.extend(small(n).to_le_bytes());
     out.extend(small(n).to_le_bytes());
-    out.extend(if zip64 { 0xFFFF_FFFF } else { central.len() as u32 }.to_le_bytes());
+    out.extend(
+        if zip64 {
+            0xFFFF_FFFF
+        } else {
+            central.len() as u32
+        }
+        .to_le_bytes(),
+    );
     out.extend(if zip64 { 0xFFFF_FFFF } else { cd_offset as u32 }.to_le_bytes());
     out.extend(0u16.to_le_bytes());
     out
@@ -304,7 +311,9 @@ pub fn write_test_zip(entries: &[(&str, &[u8])], deflate: bool, zip64: bool) -> 
 mod tests {
     use super::*;
 
-    fn read_all(bytes: &[u8]) -> Result<Vec<(String, Result<Vec<u8>, &'static str>)>, ZipError> {
+    type Entries = Vec<(String, Result<Vec<u8>, &'static str>)>;
+
+    fn read_all(bytes: &[u8]) -> Result<Entries, ZipError> {
         let tmp = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(tmp.path(), bytes).unwrap();
         let mut out = Vec::new();
@@ -323,7 +332,8 @@ mod tests {
     #[test]
     fn stored_deflated_and_zip64() {
         let big = "x".repeat(10_000);
-        let entries: &[(&str, &[u8])] = &[("a.json", b"{\"id\":1}"), ("dir/b.json", big.as_bytes())];
+        let entries: &[(&str, &[u8])] =
+            &[("a.json", b"{\"id\":1}"), ("dir/b.json", big.as_bytes())];
         for (deflate, zip64) in [(false, false), (true, false), (true, true)] {
             let got = read_all(&write_test_zip(entries, deflate, zip64)).unwrap();
             assert_eq!(got.len(), 2);
