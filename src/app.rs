@@ -12,6 +12,7 @@ use crate::deployments::{DeployError, Deployments};
 use crate::gateway::Gateway;
 use crate::registry::{Registry, RegistryError};
 use crate::runtime::{LocalRuntime, Runtime, RuntimeError};
+use crate::scan::Scans;
 use crate::search::{Indexer, SearchError, SearchIndex};
 use crate::store::{Store, StoreError};
 use crate::vault::{Secrets, Vault, VaultError, VaultOptions};
@@ -49,6 +50,7 @@ pub struct App {
     pub ambient: Ambient,
     pub deployments: Arc<Deployments>,
     pub gateway: Arc<Gateway>,
+    pub scans: Arc<Scans>,
     ready: AtomicBool,
 }
 
@@ -95,6 +97,7 @@ impl App {
         ));
         let index = open_index(&config.index_dir())?;
         let accounts = Arc::new(Accounts::new(store.clone(), ambient.clone()));
+        let scans = Arc::new(Scans::new(store.clone(), ambient.clone()));
         let indexer = Indexer::start(index.clone());
         let registry = Arc::new(Registry::new(
             store.clone(),
@@ -140,6 +143,7 @@ impl App {
             ambient,
             deployments,
             gateway,
+            scans,
             ready: AtomicBool::new(true),
         }))
     }

@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod mirror;
 pub mod registry;
 pub mod runtime;
+pub mod scan;
 pub mod search;
 pub mod store;
 pub mod vault;

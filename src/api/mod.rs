@@ -8,6 +8,7 @@ pub mod error;
 mod mcp;
 mod official;
 mod packages;
+mod scans;
 mod secrets;
 mod views;
 
@@ -41,6 +42,11 @@ pub fn router(app: Arc<App>) -> Router {
             "/packages/{name}/versions/{version}/status",
             patch(packages::set_status),
         )
+        .route(
+            "/packages/{name}/versions/{version}/scan",
+            get(scans::version_report),
+        )
+        .route("/scans/rescan", post(scans::rescan))
         .route("/search", get(packages::search))
         .route("/me", get(accounts::me))
         .route("/users", post(accounts::create_user))

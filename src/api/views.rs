@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use crate::ambient::rfc3339;
 use crate::registry::{PackageInfo, VersionInfo};
+use crate::scan::Report;
 use crate::store::{ApiKeyRecord, UserRecord};
 use crate::vault::SecretInfo;
 
@@ -95,5 +96,18 @@ pub fn secret(s: &SecretInfo) -> Value {
         "createdAt": rfc3339(s.created_at),
         "updatedAt": rfc3339(s.updated_at),
         "lastUsedAt": s.last_used_at.map(rfc3339),
+    })
+}
+
+/// A scan report: its findings as stored, plus a summary and whether newer rules exist.
+pub fn scan_report(r: &Report) -> Value {
+    json!({
+        "target": r.target,
+        "rulesetVersion": r.ruleset_version,
+        "stale": r.is_stale(),
+        "scannedAt": rfc3339(r.scanned_at),
+        "maxSeverity": r.max_severity(),
+        "summary": r.summary(),
+        "findings": r.findings,
     })
 }

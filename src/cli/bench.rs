@@ -17,12 +17,13 @@ use crate::search::SearchQuery;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure: `registry`, `vault` or `gateway`.
+    /// What to measure: `registry`, `vault`, `scan` or `gateway`.
     #[arg(default_value = "registry")]
     target: String,
-    /// How many versions to publish (vault: seal/open operations per value size).
-    #[arg(long, default_value_t = 10_000)]
-    count: usize,
+    /// How many versions to publish (vault: seal/open operations per value size; scan:
+    /// files in the generated package) [default: 10000; scan: 5000]
+    #[arg(long)]
+    count: Option<usize>,
     /// How many search queries to time.
     #[arg(long, default_value_t = 2_000)]
     queries: usize,
@@ -35,17 +36,15 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.target == "vault" {
-        return super::bench_vault::run(args.count);
+    match args.target.as_str() {
+        "vault" => return super::bench_vault::run(args.count.unwrap_or(10_000)),
+        "scan" => return super::bench_scan::run(args.count.unwrap_or(5_000)),
+        "gateway" => {
+            return super::bench_gateway::run(args.count.unwrap_or(10_000), args.concurrency);
+        }
+        "registry" => {}
+        other => anyhow::bail!("unknown bench target {other:?} (registry, vault, scan or gateway)"),
     }
-    if args.target == "gateway" {
-        return super::bench_gateway::run(args.count, args.concurrency);
-    }
-    anyhow::ensure!(
-        args.target == "registry",
-        "unknown bench target {:?} (registry, vault or gateway)",
-        args.target
-    );
     let tmp;
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
@@ -92,8 +91,9 @@ async fn bench(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let admin = app.accounts.authenticate(&key)?;
 
     // Publish.
+    let count = args.count.unwrap_or(10_000);
     let rss_before = rss_kib();
-    let manifests: Vec<String> = (0..args.count).map(synth::manifest).collect();
+    let manifests: Vec<String> = (0..count).map(synth::manifest).collect();
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let manifests = Arc::new(manifests);
@@ -123,9 +123,9 @@ async fn bench(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
     let took = started.elapsed();
     println!(
         "publish: {} versions in {:.1}s = {:.0} versions/s ({} concurrent publishers)",
-        args.count,
+        count,
         took.as_secs_f64(),
-        args.count as f64 / took.as_secs_f64(),
+        count as f64 / took.as_secs_f64(),
         args.concurrency
     );
 
@@ -192,7 +192,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn rss_kib() -> u64 {
+pub(super) fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

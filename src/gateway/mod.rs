@@ -315,6 +315,10 @@ impl Gateway {
     /// Flush metering and forget idle sessions, until shutdown.
     async fn background(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
+        // A shutdown that came before this task first ran is not a change it would see.
+        if *stop.borrow() {
+            return;
+        }
         let mut flush =
             tokio::time::interval(Duration::from_secs(self.cfg.meter_flush_secs.max(1)));
         let mut sweep = tokio::time::interval(Duration::from_secs(30));

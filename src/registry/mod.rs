@@ -21,8 +21,8 @@ use crate::auth::{Accounts, AuthError, Principal};
 use crate::error::{Coded, ErrorCode};
 use crate::search::{self, Change, SearchDoc, SearchIndex, SearchQuery};
 use crate::store::{
-    PackageRecord, Reader, Store, StoreError, VersionRecord, VersionStatus, WriteTx, version_key,
-    versions_prefix,
+    PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord, VersionStatus,
+    WriteTx, version_key, versions_prefix,
 };
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
 
@@ -235,11 +235,20 @@ impl Registry {
         // their validated versions and whoever holds the order lock commits everything
         // queued in one transaction. Versions are checked one by one inside it, in queue
         // order, so a duplicate fails alone and later ones still see earlier ones.
+        let now = self.ambient.now_ms();
+        // Scanned before the lock (pure, a few ms for big tool lists) and stored with the
+        // version. Findings never fail a publish: blocking is the deploy policy's call.
+        let scan = ScanReportRecord {
+            name: server.name.clone(),
+            version: server.version.clone(),
+            report: crate::scan::manifest::report_for(&server, now),
+        };
         let (reply, result) = std::sync::mpsc::channel();
         lock(&self.pending).push(PublishJob {
             server,
+            scan,
             publisher: who.user.clone(),
-            now: self.ambient.now_ms(),
+            now,
             reply,
         });
         let _order = lock(&self.publish_order);
@@ -580,6 +589,7 @@ fn check_status_message(status: VersionStatus, message: Option<&str>) -> Result<
 /// A validated version waiting for the next group commit.
 struct PublishJob {
     server: ServerVersion,
+    scan: ScanReportRecord,
     publisher: String,
     now: i64,
     reply: std::sync::mpsc::Sender<Result<(VersionInfo, IndexWait), RegistryError>>,
@@ -645,6 +655,7 @@ fn publish_one(
     pkg.version_count += 1;
     pkg.updated_at = now;
     w.put(&vkey, &record)?;
+    w.put(&vkey, &job.scan)?;
     w.put(server.name.as_bytes(), &pkg)?;
     let latest = if becomes_latest {
         record.clone()

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Record, Table};
 use crate::registry::manifest::ServerVersion;
+use crate::scan::Report;
+use crate::scan::advisories::Advisory;
 
 pub(super) const ALL_TABLES: &[&str] = &[
     "users",
@@ -23,6 +25,9 @@ pub(super) const ALL_TABLES: &[&str] = &[
     "deployments",
     "deployment_events",
     "usage",
+    "scan_reports",
+    "advisories",
+    "advisory_packages",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +279,10 @@ pub enum AuditAction {
     Open,
     /// Every secret re-sealed under a new master key.
     Rotate,
+    /// A deploy went ahead despite blocking scan findings (`names`: the accepted rule ids
+    /// and locations, `purpose`: the owner's reason).
+    #[serde(rename = "accept_risk")]
+    AcceptRisk,
 }
 
 /// Key: [`audit_key`], so a range scan is chronological. Append-only.
@@ -464,5 +473,54 @@ pub fn usage_key(user: &str, deployment: &str, hour: i64) -> Vec<u8> {
     k.extend_from_slice(deployment.as_bytes());
     k.push(0);
     k.extend_from_slice(&hour.to_be_bytes());
+    k
+}
+
+/// Key: [`version_key`]: the scan report of one published version, replaced when the rules
+/// change (`sigil scan --rescan-all`, `POST /api/v1/scans/rescan`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanReportRecord {
+    pub name: String,
+    pub version: String,
+    pub report: Report,
+}
+impl Record for ScanReportRecord {
+    const TABLE: Table<Self> = Table::new("scan_reports");
+}
+
+/// Key: the advisory id (`GHSA-…`, `PYSEC-…`, `MAL-…`). Replaced by a re-import.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdvisoryRecord {
+    pub advisory: Advisory,
+    pub imported_at: i64,
+}
+impl Record for AdvisoryRecord {
+    const TABLE: Table<Self> = Table::new("advisories");
+}
+
+/// Key: [`advisory_package_key`]: which advisories name a package, so matching an
+/// installed dependency is one prefix scan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdvisoryPackageRecord {
+    pub id: String,
+}
+impl Record for AdvisoryPackageRecord {
+    const TABLE: Table<Self> = Table::new("advisory_packages");
+}
+
+/// `ecosystem 0x00 package 0x00 id` (package names are normalized and contain no NUL).
+pub fn advisory_package_key(ecosystem: &str, package: &str, id: &str) -> Vec<u8> {
+    let mut k = advisory_packages_prefix(ecosystem, package);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Prefix of every index row of one package.
+pub fn advisory_packages_prefix(ecosystem: &str, package: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ecosystem.len() + package.len() + 2);
+    k.extend_from_slice(ecosystem.as_bytes());
+    k.push(0);
+    k.extend_from_slice(package.as_bytes());
+    k.push(0);
     k
 }

@@ -7,6 +7,7 @@ mod manifests;
 mod mirror;
 mod official;
 mod registry;
+mod scan;
 mod secrets;
 mod snapshots;
 mod support;
