@@ -39,6 +39,14 @@ impl Backoff {
             .map_or(self.max, |d| d.min(self.max))
     }
 
+    /// Like [`Backoff::fail`], scaled by a random factor in [0.5, 1.0] (from `random`) so
+    /// things that failed together (crashed instances after a bad upstream or a full disk)
+    /// do not retry in lockstep.
+    pub fn fail_jittered(&mut self, random: u32) -> Duration {
+        let factor = 0.5 + f64::from(random % 1001) / 2000.0;
+        self.fail().mul_f64(factor)
+    }
+
     /// A success: the next failure starts from `base` again.
     pub fn reset(&mut self) {
         self.failures = 0;
@@ -186,6 +194,22 @@ pub async fn shutdown_all(workers: Vec<Worker>, deadline: Duration) -> Vec<Shutd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_only_shortens_and_at_most_halves() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(1000));
+        assert_eq!(b.fail_jittered(1000), ms(100));
+        assert_eq!(
+            b.fail_jittered(0),
+            ms(100),
+            "second failure doubles, then halves"
+        );
+        for r in [0, 7, 500, 999, u32::MAX] {
+            let d = Backoff::new(ms(100), ms(1000)).fail_jittered(r);
+            assert!(d >= ms(50) && d <= ms(100), "{d:?}");
+        }
+    }
     use std::sync::{Arc, Mutex};
     use tokio::time::Instant;
 

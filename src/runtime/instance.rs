@@ -21,10 +21,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::backoff::Backoff;
 use super::logs::LogBuffer;
 use super::{RuntimeError, RuntimeEvent};
 use crate::vault::SecretValue;
+use crate::worker::Backoff;
 
 /// Protocol revision the runtime speaks to servers; they answer with theirs if older.
 pub const UPSTREAM_PROTOCOL: &str = "2025-11-25";
@@ -342,7 +342,7 @@ impl Instance {
                     if began.elapsed() >= self.timing.stable_after {
                         backoff.reset();
                     }
-                    let wait = backoff.fail(rand::random());
+                    let wait = backoff.fail_jittered(rand::random());
                     let tail = self.stderr_tail();
                     if backoff.failures() > self.timing.max_restarts {
                         let msg = format!(

@@ -8,7 +8,6 @@
 //! Lifecycle changes are reported as [`RuntimeEvent`]s on a channel, so the deployments
 //! service records them without the runtime knowing about the store.
 
-mod backoff;
 pub mod instance;
 mod local;
 pub mod logs;
