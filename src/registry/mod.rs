@@ -576,6 +576,16 @@ impl Registry {
         })
     }
 
+    /// The index half of [`Registry::search`] alone (no catch-up wait, no hydration), so the
+    /// registry bench can report what hydration adds, measured interleaved in one run.
+    pub fn search_index_only(&self, q: &SearchQuery) -> Result<usize, RegistryError> {
+        let page = self
+            .index
+            .search(q)
+            .map_err(|e| RegistryError::Search(e.to_string()))?;
+        Ok(page.hits.len())
+    }
+
     /// Queue a committed transaction's index changes. Call it while holding
     /// `publish_order`, so the index receives changes in commit order.
     fn queue_index(&self, changes: Vec<Change>, generation: Option<u64>) -> IndexWait {
