@@ -77,7 +77,11 @@ async fn the_official_conformance_suite_passes_through_the_gateway() {
     let names = expected_failures();
     let yaml = format!(
         "server: [{}]\n",
-        names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     std::fs::write(&baseline, yaml).unwrap();
 
@@ -85,7 +89,14 @@ async fn the_official_conformance_suite_passes_through_the_gateway() {
         .arg("--import")
         .arg(root().join("tests/fixtures/mcp/conformance-auth.mjs"))
         .arg(&suite.cli)
-        .args(["server", "--suite", "all", "--url", &url, "--expected-failures"])
+        .args([
+            "server",
+            "--suite",
+            "all",
+            "--url",
+            &url,
+            "--expected-failures",
+        ])
         .arg(&baseline)
         .arg("--output-dir")
         .arg(out_dir.path().join("results"))

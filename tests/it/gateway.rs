@@ -79,7 +79,12 @@ fn fixture_manifest(name: &str, extra_args: &[&str], secrets: bool) -> String {
     m
 }
 
-pub(crate) async fn publish_and_deploy(app: &TestApp, key: &str, manifest: &str, ct: &str) -> Value {
+pub(crate) async fn publish_and_deploy(
+    app: &TestApp,
+    key: &str,
+    manifest: &str,
+    ct: &str,
+) -> Value {
     let r = app.publish(Some(key), manifest, ct).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let name = r.body["name"].as_str().unwrap().to_string();
@@ -98,7 +103,13 @@ pub(crate) async fn publish_and_deploy(app: &TestApp, key: &str, manifest: &str,
     .await
 }
 
-pub(crate) async fn wait_status(app: &TestApp, key: &str, id: &str, want: &[&str], max: Duration) -> Value {
+pub(crate) async fn wait_status(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    want: &[&str],
+    max: Duration,
+) -> Value {
     let t = Instant::now();
     loop {
         let r = app.get_as(key, &format!("/api/v1/deployments/{id}")).await;

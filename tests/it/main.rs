@@ -4,6 +4,7 @@
 mod binary;
 mod conformance;
 mod gateway;
+mod hosting;
 mod manifests;
 mod mirror;
 mod official;
