@@ -1,6 +1,6 @@
 //! Downstream MCP sessions: issued by the gateway, bound to the caller who created them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +23,42 @@ pub enum Link {
     },
 }
 
+/// Events kept per session for `Last-Event-ID` replay (all its streams together); the
+/// oldest go first.
+pub const REPLAY_EVENTS: usize = 256;
+/// How many finished POST streams a session remembers as finished.
+const FINISHED_STREAMS: usize = 256;
+
+/// One SSE event as the HTTP layer writes it. Ids are `<stream>-<seq>`: stream 0 is the
+/// standalone (GET) stream, POST streams are numbered from 1; seq 0 is a priming event
+/// (empty data), so a client can resume before the first message arrives.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    /// Empty for a priming event.
+    pub data: Arc<[u8]>,
+    /// Sent with priming events: how long a client waits before reconnecting.
+    pub retry_ms: Option<u64>,
+}
+
+/// Reconnection delay announced on priming events.
+pub const RETRY_MS: u64 = 1000;
+
+#[derive(Default)]
+struct Replay {
+    next_stream: u64,
+    standalone_seq: u64,
+    /// (stream, seq, message), oldest first, at most [`REPLAY_EVENTS`].
+    events: VecDeque<(u64, u64, Arc<[u8]>)>,
+    finished: VecDeque<u64>,
+}
+
+/// Where a `Last-Event-ID` points.
+pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (s, n) = id.trim().split_once('-')?;
+    Some((s.parse().ok()?, n.parse().ok()?))
+}
+
 pub struct Session {
     pub id: String,
     /// Username of the caller who initialized it; nobody else may use it.
@@ -32,7 +68,9 @@ pub struct Session {
     /// The caller's declared secrets at initialize, to start a new instance after a restart.
     pub secrets: Vec<(String, SecretValue)>,
     pub link: Mutex<Arc<Link>>,
-    standalone: Mutex<Option<mpsc::UnboundedSender<Vec<u8>>>>,
+    standalone: Mutex<Option<mpsc::UnboundedSender<SseEvent>>>,
+    replay: Mutex<Replay>,
+    replayed: tokio::sync::Notify,
     server_requests: Mutex<HashMap<String, Value>>,
     subscriptions: Mutex<HashSet<String>>,
     last_used_ms: AtomicI64,
@@ -57,6 +95,11 @@ impl Session {
             secrets,
             link: Mutex::new(Arc::new(link)),
             standalone: Mutex::new(None),
+            replay: Mutex::new(Replay {
+                next_stream: 1,
+                ..Replay::default()
+            }),
+            replayed: tokio::sync::Notify::new(),
             server_requests: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
             last_used_ms: AtomicI64::new(now_ms),
@@ -89,24 +132,115 @@ impl Session {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Open the standalone (GET) stream; `None` when one is already open.
-    pub fn open_standalone(&self) -> Option<mpsc::UnboundedReceiver<Vec<u8>>> {
+    fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
+        self.replay.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Priming events (an id with empty data) are a 2025-11-25 feature; older clients
+    /// may choke on an empty `data`.
+    pub fn primes(&self) -> bool {
+        self.protocol.as_str() >= "2025-11-25"
+    }
+
+    /// Open the standalone (GET) stream; `None` when one is already open. `resume_after`
+    /// (from `Last-Event-ID` `0-<seq>`) first replays the standalone messages after seq
+    /// that are still kept, and replaces a stream that is still open (the client lost it).
+    pub fn open_standalone(
+        &self,
+        resume_after: Option<u64>,
+    ) -> Option<mpsc::UnboundedReceiver<SseEvent>> {
         let mut slot = self.standalone.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
+        if resume_after.is_none() && slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
             return None;
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let replay = self.replay();
+        let after = resume_after.unwrap_or(replay.standalone_seq);
+        for (_, seq, data) in replay.events.iter().filter(|e| e.0 == 0 && e.1 > after) {
+            let _ = tx.send(SseEvent {
+                id: Some(format!("0-{seq}")),
+                data: data.clone(),
+                retry_ms: None,
+            });
+        }
+        if self.primes() {
+            let _ = tx.send(SseEvent {
+                id: Some(format!("0-{}", replay.standalone_seq)),
+                data: Arc::from(&b""[..]),
+                retry_ms: Some(RETRY_MS),
+            });
+        }
+        drop(replay);
         *slot = Some(tx);
         Some(rx)
     }
 
-    /// Send on the standalone stream; false when the client has none open.
+    /// Send on the standalone stream; false when the client has none open. What is sent
+    /// is kept for replay.
     pub fn push_standalone(&self, msg: Vec<u8>) -> bool {
-        self.standalone
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|tx| tx.send(msg).is_ok())
+        let slot = self.standalone.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) else {
+            return false;
+        };
+        let data: Arc<[u8]> = msg.into();
+        let seq = {
+            let mut r = self.replay();
+            r.standalone_seq += 1;
+            let seq = r.standalone_seq;
+            push_bounded(&mut r.events, (0, seq, data.clone()));
+            seq
+        };
+        tx.send(SseEvent {
+            id: Some(format!("0-{seq}")),
+            data,
+            retry_ms: None,
+        })
+        .is_ok()
+    }
+
+    /// A new POST response stream's number.
+    pub fn open_post_stream(&self) -> u64 {
+        let mut r = self.replay();
+        let n = r.next_stream;
+        r.next_stream += 1;
+        n
+    }
+
+    /// Keep a message sent (or to be sent) on POST stream `stream`; `last` marks the
+    /// response, after which the stream is finished.
+    pub fn log_event(&self, stream: u64, seq: u64, data: Arc<[u8]>, last: bool) {
+        {
+            let mut r = self.replay();
+            push_bounded(&mut r.events, (stream, seq, data));
+            if last {
+                if r.finished.len() >= FINISHED_STREAMS {
+                    r.finished.pop_front();
+                }
+                r.finished.push_back(stream);
+            }
+        }
+        self.replayed.notify_waiters();
+    }
+
+    /// The kept messages of POST stream `stream` after `seq`, and whether the stream is
+    /// finished; `None` for a stream this session never opened.
+    pub fn replay_after(&self, stream: u64, seq: u64) -> Option<(Vec<(u64, Arc<[u8]>)>, bool)> {
+        let r = self.replay();
+        if stream == 0 || stream >= r.next_stream {
+            return None;
+        }
+        let events = r
+            .events
+            .iter()
+            .filter(|e| e.0 == stream && e.1 > seq)
+            .map(|e| (e.1, e.2.clone()))
+            .collect();
+        Some((events, r.finished.contains(&stream)))
+    }
+
+    /// Resolves at the next [`Session::log_event`]; create it before looking.
+    pub fn replayed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.replayed.notified()
     }
 
     pub fn put_server_request(&self, id: String, upstream_id: Value) {
@@ -138,4 +272,11 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .contains(uri)
     }
+}
+
+fn push_bounded(events: &mut VecDeque<(u64, u64, Arc<[u8]>)>, e: (u64, u64, Arc<[u8]>)) {
+    if events.len() >= REPLAY_EVENTS {
+        events.pop_front();
+    }
+    events.push_back(e);
 }

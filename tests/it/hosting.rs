@@ -191,3 +191,222 @@ async fn a_deployments_tier_sets_the_rlimits_of_its_processes() {
     assert_ne!(limit(pid2, "Max processes"), "4321 4321 processes");
     app.stop().await;
 }
+
+/// Reads an SSE body event by event.
+struct SseReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+#[derive(Debug)]
+struct Ev {
+    id: Option<String>,
+    retry: Option<String>,
+    data: String,
+}
+
+impl SseReader {
+    /// The next event; `None` when the stream ended. Comments (keep-alives) are skipped.
+    async fn next(&mut self) -> Option<Ev> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = Ev {
+                    id: None,
+                    retry: None,
+                    data: String::new(),
+                };
+                let mut any_data = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        ev.id = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("retry:") {
+                        ev.retry = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        any_data = true;
+                        ev.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if any_data {
+                    return Some(ev);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.resp.chunk())
+                .await
+                .expect("an SSE event within 10 s")
+                .expect("stream readable")?;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+async fn sse_post(app: &TestApp, url: &str, key: &str, sid: &str, body: Value) -> SseReader {
+    let r = app
+        .client
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", sid)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    SseReader {
+        resp: r,
+        buf: String::new(),
+    }
+}
+
+async fn sse_get(
+    app: &TestApp,
+    url: &str,
+    key: &str,
+    sid: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(url)
+        .bearer_auth(key)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", sid)
+        .header("mcp-protocol-version", "2025-11-25");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    req.send().await.unwrap()
+}
+
+fn reader(resp: reqwest::Response) -> SseReader {
+    assert_eq!(resp.status(), StatusCode::OK);
+    SseReader {
+        resp,
+        buf: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn streams_carry_event_ids_and_resume_with_last_event_id() {
+    if !have_node() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let app = TestApp::start_tweaked(fast_runtime).await;
+    let admin = app.admin_key.clone();
+    let dep = publish_and_deploy(&app, &admin, &manifest("resumable"), "application/yaml").await;
+    let url = dep["url"].as_str().unwrap().to_string();
+    let sid = session(&app, &url, &admin).await;
+
+    // A POST stream: a priming event (id, empty data, retry) first, then ids in order.
+    let call = |id: u64, steps: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "progress", "arguments": {"steps": steps}, "_meta": {"progressToken": "t"}}})
+    };
+    let mut s = sse_post(&app, &url, &admin, &sid, call(1, 2)).await;
+    let prime = s.next().await.unwrap();
+    assert_eq!(prime.data, "", "{prime:?}");
+    assert_eq!(prime.retry.as_deref(), Some("1000"));
+    let stream = prime.id.unwrap().strip_suffix("-0").unwrap().to_string();
+    let mut ids = Vec::new();
+    let mut last = Value::Null;
+    while let Some(ev) = s.next().await {
+        ids.push(ev.id.unwrap());
+        last = serde_json::from_str(&ev.data).unwrap();
+    }
+    assert_eq!(
+        ids,
+        vec![
+            format!("{stream}-1"),
+            format!("{stream}-2"),
+            format!("{stream}-3")
+        ]
+    );
+    assert_eq!(last["result"]["content"][0]["text"], "done 2", "{last}");
+
+    // Disconnect mid-call, then resume with the last id seen: the rest arrives (the
+    // request was not cancelled by the disconnect), and the stream ends after the response.
+    let mut s = sse_post(&app, &url, &admin, &sid, call(2, 10)).await;
+    let prime = s.next().await.unwrap();
+    let first = s.next().await.unwrap();
+    assert!(first.data.contains("notifications/progress"), "{first:?}");
+    let seen = first.id.unwrap();
+    drop(s);
+    assert_ne!(prime.id.as_deref(), Some(seen.as_str()));
+    let mut r = reader(sse_get(&app, &url, &admin, &sid, Some(&seen)).await);
+    let mut progress = Vec::new();
+    let mut response = Value::Null;
+    while let Some(ev) = r.next().await {
+        let msg: Value = serde_json::from_str(&ev.data).unwrap();
+        if msg["method"] == "notifications/progress" {
+            progress.push(msg["params"]["progress"].as_u64().unwrap());
+        } else {
+            response = msg;
+        }
+    }
+    assert_eq!(
+        progress,
+        (2..=10).collect::<Vec<u64>>(),
+        "replayed from after {seen}"
+    );
+    assert_eq!(response["id"], 2, "{response}");
+    assert_eq!(response["result"]["content"][0]["text"], "done 10");
+
+    // The standalone GET stream: ids 0-n, and a resumed GET replays only its own stream.
+    let mut g = reader(sse_get(&app, &url, &admin, &sid, None).await);
+    let prime = g.next().await.unwrap();
+    assert_eq!(
+        (prime.id.as_deref(), prime.data.as_str()),
+        (Some("0-0"), "")
+    );
+    for (i, m) in ["one", "two"].into_iter().enumerate() {
+        let (_, _, body) = rpc(
+            &app,
+            &url,
+            &admin,
+            Some(&sid),
+            json!({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                "params": {"name": "later", "arguments": {"ms": 10, "message": m}}}),
+        )
+        .await;
+        assert!(body.contains("scheduled"), "{body}");
+        let ev = g.next().await.unwrap();
+        assert_eq!(ev.id, Some(format!("0-{}", i + 1)));
+        assert!(ev.data.contains(m), "{ev:?}");
+    }
+    // A second GET without Last-Event-ID is refused while one is open…
+    let r = sse_get(&app, &url, &admin, &sid, None).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // …but a resuming one takes over and gets what followed 0-1.
+    let mut g2 = reader(sse_get(&app, &url, &admin, &sid, Some("0-1")).await);
+    let ev = g2.next().await.unwrap();
+    assert_eq!(ev.id.as_deref(), Some("0-2"));
+    assert!(ev.data.contains("two"), "{ev:?}");
+    let prime = g2.next().await.unwrap();
+    assert_eq!(
+        (prime.id.as_deref(), prime.data.as_str()),
+        (Some("0-2"), "")
+    );
+    assert!(g.next().await.is_none(), "the replaced stream ended");
+
+    // Ids that name nothing of this session are refused.
+    for bad in ["junk", "99-0"] {
+        let r = sse_get(&app, &url, &admin, &sid, Some(bad)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // Another user cannot resume this session's streams.
+    let bob = app.member("bob").await;
+    let r = sse_get(&app, &url, &bob, &sid, Some(&seen)).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    drop(g2);
+    app.stop().await;
+}
