@@ -410,3 +410,131 @@ async fn streams_carry_event_ids_and_resume_with_last_event_id() {
     drop(g2);
     app.stop().await;
 }
+
+async fn tool_text(
+    app: &TestApp,
+    url: &str,
+    key: &str,
+    sid: &str,
+    id: u64,
+    name: &str,
+    args: Value,
+) -> (Value, Duration) {
+    let t = std::time::Instant::now();
+    let (st, _, body) = rpc(
+        app,
+        url,
+        key,
+        Some(sid),
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": args}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    (last_message(&body), t.elapsed())
+}
+
+fn alive(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Processes whose environment points HOME into `dir` (every server process Sigil starts
+/// for this data dir, and what they spawn, inherits it).
+fn processes_under(dir: &std::path::Path) -> Vec<u64> {
+    let needle = format!("HOME={}", dir.display());
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env
+            .split(|b| *b == 0)
+            .any(|kv| String::from_utf8_lossy(kv).starts_with(&needle))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_call_fails_the_call_then_restarts_and_nothing_outlives_shutdown() {
+    if !have_node() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let app = TestApp::start_tweaked(fast_runtime).await;
+    let admin = app.admin_key.clone();
+    let data = app.app().config.data_dir.clone();
+    let dep = publish_and_deploy(&app, &admin, &manifest("killed"), "application/yaml").await;
+    let url = dep["url"].as_str().unwrap().to_string();
+    let id = dep["id"].as_str().unwrap().to_string();
+    let sid = session(&app, &url, &admin).await;
+    let pid = pid_of(&app, &url, &admin, &sid).await;
+
+    // SIGKILL from outside while a call is in flight: the caller gets a JSON-RPC error at
+    // once, not after the call's 10 s.
+    let slow = tool_text(&app, &url, &admin, &sid, 2, "slow", json!({"ms": 10_000}));
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    };
+    let ((body, took), ()) = tokio::join!(slow, kill);
+    assert_eq!(body["id"], 2, "{body}");
+    assert_eq!(body["error"]["code"], -32603, "{body}");
+    assert!(took < Duration::from_secs(5), "answered in {took:?}");
+    // Restarted (with backoff, recorded as an event); the next call works in a new process.
+    let (body, _) = tool_text(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        3,
+        "echo",
+        json!({"message": "back"}),
+    )
+    .await;
+    assert_eq!(body["result"]["content"][0]["text"], "Echo: back", "{body}");
+    let pid2 = pid_of(&app, &url, &admin, &sid).await;
+    assert_ne!(pid, pid2);
+    let ev = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/events"))
+        .await;
+    assert!(ev.body.to_string().contains("restarting"), "{}", ev.body);
+
+    // The server starts a grandchild; shutdown takes the whole group down.
+    let (body, _) = tool_text(&app, &url, &admin, &sid, 4, "spawn", json!({})).await;
+    let grandchild: u64 = body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(alive(grandchild));
+    let before = processes_under(&data);
+    assert!(
+        before.contains(&pid2) && before.contains(&grandchild),
+        "{before:?}"
+    );
+    app.stop().await;
+    let t = std::time::Instant::now();
+    while !processes_under(&data).is_empty() && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        processes_under(&data),
+        Vec::<u64>::new(),
+        "processes outlived Sigil"
+    );
+    // Sigil reaps its own child; the grandchild's parent is gone, so it is init's to reap
+    // (a zombie at most, never running).
+    assert!(!alive(pid2), "server process {pid2} not reaped");
+    let state = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+    assert!(
+        !alive(grandchild) || state.contains(") Z "),
+        "grandchild still running: {state}"
+    );
+}
