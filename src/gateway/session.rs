@@ -53,6 +53,9 @@ struct Replay {
     finished: VecDeque<u64>,
 }
 
+/// A kept message of one stream: its seq and bytes.
+pub type Kept = (u64, Arc<[u8]>);
+
 /// Where a `Last-Event-ID` points.
 pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
     let (s, n) = id.trim().split_once('-')?;
@@ -224,7 +227,7 @@ impl Session {
 
     /// The kept messages of POST stream `stream` after `seq`, and whether the stream is
     /// finished; `None` for a stream this session never opened.
-    pub fn replay_after(&self, stream: u64, seq: u64) -> Option<(Vec<(u64, Arc<[u8]>)>, bool)> {
+    pub fn replay_after(&self, stream: u64, seq: u64) -> Option<(Vec<Kept>, bool)> {
         let r = self.replay();
         if stream == 0 || stream >= r.next_stream {
             return None;
