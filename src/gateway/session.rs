@@ -283,3 +283,98 @@ fn push_bounded(events: &mut VecDeque<(u64, u64, Arc<[u8]>)>, e: (u64, u64, Arc<
     }
     events.push_back(e);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(protocol: &str) -> Arc<Session> {
+        let link = Link::Http {
+            url: "http://127.0.0.1:9/mcp".into(),
+            headers: Vec::new(),
+            upstream_session: Mutex::new(None),
+            instance: None,
+        };
+        Session::new(
+            "s".into(),
+            "u".into(),
+            "d".into(),
+            protocol.into(),
+            Vec::new(),
+            link,
+            0,
+        )
+    }
+
+    #[test]
+    fn event_ids_parse_as_stream_and_seq() {
+        assert_eq!(parse_event_id("3-17"), Some((3, 17)));
+        assert_eq!(parse_event_id(" 0-0 "), Some((0, 0)));
+        for bad in ["", "3", "a-1", "1-b", "-1", "1--1"] {
+            assert_eq!(parse_event_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn replay_is_per_stream_and_bounded() {
+        let s = session("2025-11-25");
+        let a = s.open_post_stream();
+        let b = s.open_post_stream();
+        assert_ne!(a, b);
+        assert!(a > 0, "stream 0 is the GET stream");
+        s.log_event(a, 1, Arc::from(&b"a1"[..]), false);
+        s.log_event(b, 1, Arc::from(&b"b1"[..]), true);
+        s.log_event(a, 2, Arc::from(&b"a2"[..]), true);
+        let (evs, done) = s.replay_after(a, 1).unwrap();
+        assert!(done);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(&*evs[0].1, b"a2");
+        assert!(s.replay_after(b + 1, 0).is_none(), "never opened");
+        assert!(s.replay_after(0, 0).is_none(), "not a POST stream");
+        // The buffer keeps the newest REPLAY_EVENTS events of all streams together.
+        let c = s.open_post_stream();
+        for n in 1..=(REPLAY_EVENTS as u64 + 10) {
+            s.log_event(c, n, Arc::from(&b"x"[..]), false);
+        }
+        let (evs, done) = s.replay_after(c, 0).unwrap();
+        assert!(!done);
+        assert_eq!(evs.len(), REPLAY_EVENTS);
+        assert_eq!(evs[0].0, 11);
+        assert!(s.replay_after(a, 0).unwrap().0.is_empty(), "evicted");
+    }
+
+    #[test]
+    fn the_get_stream_primes_only_for_2025_11_25_and_replays_after_resume() {
+        let old = session("2025-06-18");
+        let mut rx = old.open_standalone(None).unwrap();
+        assert!(rx.try_recv().is_err(), "no priming event before 2025-11-25");
+        assert!(old.push_standalone(b"m1".to_vec()));
+        assert_eq!(rx.try_recv().unwrap().id.as_deref(), Some("0-1"));
+
+        let s = session("2025-11-25");
+        let mut rx = s.open_standalone(None).unwrap();
+        let p = rx.try_recv().unwrap();
+        assert_eq!(
+            (p.id.as_deref(), p.data.len(), p.retry_ms),
+            (Some("0-0"), 0, Some(RETRY_MS))
+        );
+        assert!(
+            s.open_standalone(None).is_none(),
+            "one GET stream at a time"
+        );
+        for m in [&b"m1"[..], b"m2", b"m3"] {
+            assert!(s.push_standalone(m.to_vec()));
+        }
+        let mut rx2 = s.open_standalone(Some(1)).unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| rx2.try_recv().ok()).collect();
+        let ids: Vec<_> = got.iter().map(|e| e.id.clone().unwrap()).collect();
+        assert_eq!(
+            ids,
+            ["0-2", "0-3", "0-3"],
+            "m2, m3, then priming at the last id"
+        );
+        assert_eq!(&*got[0].data, b"m2");
+        assert!(got[2].data.is_empty());
+        drop(rx);
+    }
+}
