@@ -88,6 +88,19 @@ pub struct RuntimeConfig {
     pub limit_memory_mb: u64,
     pub limit_open_files: u64,
     pub limit_processes: u64,
+    /// `[runtime.tiers.NAME]`: resource tiers a deployment may pick (`"tier"` in
+    /// POST /api/v1/deploy); each limit left out falls back to the `limit_*` above.
+    pub tiers: std::collections::BTreeMap<String, TierLimits>,
+}
+
+/// One `[runtime.tiers.NAME]` table: rlimits for the server processes of deployments in
+/// this tier. 0 = no limit (inherit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierLimits {
+    pub memory_mb: Option<u64>,
+    pub open_files: Option<u64>,
+    pub processes: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -119,6 +132,7 @@ impl Default for RuntimeConfig {
             limit_memory_mb: 0,
             limit_open_files: 0,
             limit_processes: 0,
+            tiers: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -501,6 +515,24 @@ mod tests {
         assert_eq!(r.max_restarts, RuntimeConfig::default().max_restarts);
         let err = parse_file(Path::new("x.toml"), "[runtime]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn runtime_tiers_are_named_tables_of_limits() {
+        let f = parse_file(
+            Path::new("x.toml"),
+            "[runtime]\nlimit_open_files = 1024\n[runtime.tiers.small]\nmemory_mb = 2048\nopen_files = 128\n[runtime.tiers.big]\nprocesses = 4096\n",
+        )
+        .unwrap();
+        let r = f.runtime.unwrap();
+        assert_eq!(r.limit_open_files, 1024);
+        assert_eq!(r.tiers["small"].memory_mb, Some(2048));
+        assert_eq!(r.tiers["small"].open_files, Some(128));
+        assert_eq!(r.tiers["small"].processes, None);
+        assert_eq!(r.tiers["big"].processes, Some(4096));
+        let err =
+            parse_file(Path::new("x.toml"), "[runtime.tiers.small]\nmemory = 5\n").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
     }
 
     #[test]

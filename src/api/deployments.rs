@@ -32,6 +32,8 @@ pub struct DeployBody {
     version: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    /// A `[runtime.tiers.NAME]` resource tier.
+    tier: Option<String>,
 }
 
 /// `scheme://host` the client used, for absolute gateway URLs.
@@ -76,6 +78,7 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "url": format!("{base}/mcp/{}/{}", r.package, r.id),
         "packageUrl": format!("{base}/mcp/{}", r.package),
         "config": r.config,
+        "tier": r.tier,
         "createdAt": rfc3339(r.created_at),
         "updatedAt": rfc3339(r.updated_at),
         "restarts": r.restarts,
@@ -102,7 +105,13 @@ pub async fn deploy(
     let Json(body) = body.map_err(from_json_rejection)?;
     let d = app
         .deployments
-        .create(&who, &body.package, body.version.as_deref(), body.config)
+        .create_in_tier(
+            &who,
+            &body.package,
+            body.version.as_deref(),
+            body.config,
+            body.tier,
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -132,6 +132,7 @@ impl Deployments {
             id: record.id.clone(),
             server,
             config: record.config.clone(),
+            tier: record.tier.clone(),
         };
         self.cache
             .write()
@@ -194,6 +195,25 @@ impl Deployments {
         version: Option<&str>,
         config: BTreeMap<String, String>,
     ) -> Result<Arc<Deployment>, DeployError> {
+        self.create_in_tier(who, package, version, config, None)
+            .await
+    }
+
+    /// [`Deployments::create`] with a resource tier (`[runtime.tiers.NAME]`), which sets
+    /// the rlimits of the deployment's processes.
+    pub async fn create_in_tier(
+        self: &Arc<Self>,
+        who: &Principal,
+        package: &str,
+        version: Option<&str>,
+        config: BTreeMap<String, String>,
+        tier: Option<String>,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        if let Some(t) = tier.as_deref().filter(|t| !self.runtime.has_tier(t)) {
+            return Err(DeployError::Invalid(format!(
+                "unknown tier {t:?}: tiers are configured as [runtime.tiers.NAME] in sigil.toml"
+            )));
+        }
         let info = self
             .registry
             .version(package, version.unwrap_or("latest"))?;
@@ -220,6 +240,7 @@ impl Deployments {
             last_error: None,
             last_stderr: Vec::new(),
             deleted_at: None,
+            tier,
         };
         let msg = format!(
             "{} deployed {}@{}",

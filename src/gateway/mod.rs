@@ -34,7 +34,7 @@ use crate::vault::{Purpose, SecretSource, SecretValue, Secrets, SecretsError};
 
 pub use meter::{Meter, usage_of};
 pub use remote::HttpReply;
-pub use session::{Link, Session};
+pub use session::{Link, Session, SseEvent};
 pub use upstream::{Outbound, Upstream};
 
 /// Protocol revisions the gateway speaks, newest first. 2026-07-28 (stateless) is not
@@ -162,10 +162,43 @@ pub struct RequestStream {
     metered: Metered,
     done: bool,
     _busy: Busy,
+    /// For event ids and `Last-Event-ID` replay.
+    session: Arc<Session>,
 }
 
 impl RequestStream {
     /// The next message to send; `None` once the response has been sent.
+    /// The stream as SSE events with ids (after a priming event for 2025-11-25 sessions),
+    /// each kept in the session for `Last-Event-ID` replay. A task drains it, so a client
+    /// that disconnects does not cancel the request (the spec's rule): the response still
+    /// lands in the replay buffer for a resuming GET.
+    pub fn events(mut self) -> mpsc::UnboundedReceiver<SseEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = self.session.clone();
+        let stream = session.open_post_stream();
+        if session.primes() {
+            let _ = tx.send(SseEvent {
+                id: Some(format!("{stream}-0")),
+                data: Arc::from(&b""[..]),
+                retry_ms: Some(session::RETRY_MS),
+            });
+        }
+        tokio::spawn(async move {
+            let mut seq = 0;
+            while let Some(msg) = self.next().await {
+                seq += 1;
+                let data: Arc<[u8]> = msg.into();
+                session.log_event(stream, seq, data.clone(), self.done);
+                let _ = tx.send(SseEvent {
+                    id: Some(format!("{stream}-{seq}")),
+                    data,
+                    retry_ms: None,
+                });
+            }
+        });
+        rx
+    }
+
     pub async fn next(&mut self) -> Option<Vec<u8>> {
         if self.done {
             return None;
@@ -559,6 +592,7 @@ impl Gateway {
                 metered,
                 done: false,
                 _busy: busy,
+                session: session.clone(),
             }))),
             Err(_) => {
                 up.cancel(gw, "timed out in the gateway").await;
@@ -807,7 +841,16 @@ impl Gateway {
                 .await
                 .map(GetReply::Http);
         }
-        match session.open_standalone() {
+        let resume = match last_event_id {
+            None => None,
+            Some(id) => Some(session::parse_event_id(id).ok_or_else(|| {
+                GatewayError::protocol(400, -32000, "Bad Request: malformed Last-Event-ID")
+            })?),
+        };
+        if let Some((stream, seq)) = resume.filter(|(stream, _)| *stream > 0) {
+            return self.resume_post_stream(session, stream, seq);
+        }
+        match session.open_standalone(resume.map(|(_, seq)| seq)) {
             Some(rx) => Ok(GetReply::Stream(rx)),
             None => Err(GatewayError::protocol(
                 409,
@@ -815,6 +858,57 @@ impl Gateway {
                 "Conflict: only one standalone SSE stream is allowed per session",
             )),
         }
+    }
+
+    /// `Last-Event-ID` of a POST stream: its kept messages after `seq`, then the rest as
+    /// they arrive, until its response (or the request timeout).
+    fn resume_post_stream(
+        &self,
+        session: Arc<Session>,
+        stream: u64,
+        seq: u64,
+    ) -> Result<GetReply, GatewayError> {
+        if session.replay_after(stream, seq).is_none() {
+            return Err(GatewayError::protocol(
+                400,
+                -32000,
+                "Bad Request: Last-Event-ID names no stream of this session",
+            ));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let until =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.request_timeout_secs.max(1));
+        tokio::spawn(async move {
+            let mut after = seq;
+            loop {
+                let changed = session.replayed();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let Some((events, finished)) = session.replay_after(stream, after) else {
+                    return;
+                };
+                for (n, data) in events {
+                    after = n;
+                    let ev = SseEvent {
+                        id: Some(format!("{stream}-{n}")),
+                        data,
+                        retry_ms: None,
+                    };
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                }
+                if finished || session.is_closed() {
+                    return;
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep_until(until) => return,
+                }
+            }
+        });
+        Ok(GetReply::Stream(rx))
     }
 
     /// End a session.
@@ -846,7 +940,7 @@ impl Gateway {
 }
 
 pub enum GetReply {
-    Stream(mpsc::UnboundedReceiver<Vec<u8>>),
+    Stream(mpsc::UnboundedReceiver<SseEvent>),
     Http(HttpReply),
 }
 

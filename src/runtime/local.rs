@@ -156,6 +156,24 @@ pub struct LocalRuntime {
 }
 
 impl LocalRuntime {
+    /// The rlimits of a deployment's processes: its tier's, each missing one from the
+    /// runtime-wide `limit_*` (an unknown tier, e.g. removed from the config since the
+    /// deploy, gets the runtime-wide limits).
+    fn rlimits(&self, tier: Option<&str>) -> Rlimits {
+        let t = tier
+            .and_then(|t| self.cfg.tiers.get(t))
+            .cloned()
+            .unwrap_or_default();
+        Rlimits {
+            memory_bytes: t
+                .memory_mb
+                .unwrap_or(self.cfg.limit_memory_mb)
+                .saturating_mul(1024 * 1024),
+            open_files: t.open_files.unwrap_or(self.cfg.limit_open_files),
+            processes: t.processes.unwrap_or(self.cfg.limit_processes),
+        }
+    }
+
     /// The runtime and the channel its lifecycle events arrive on.
     pub fn new(
         cfg: RuntimeConfig,
@@ -800,11 +818,7 @@ impl Runtime for LocalRuntime {
                 env,
                 secrets,
                 http_port,
-                rlimits: Rlimits {
-                    memory_bytes: self.cfg.limit_memory_mb.saturating_mul(1024 * 1024),
-                    open_files: self.cfg.limit_open_files,
-                    processes: self.cfg.limit_processes,
-                },
+                rlimits: self.rlimits(spec.tier.as_deref()),
             };
             let inst = Instance::new(
                 key,
@@ -845,6 +859,10 @@ impl Runtime for LocalRuntime {
             // removed from disk, or the runtime settings changed).
             *self.rt(deployment).prepared.lock().await = None;
         })
+    }
+
+    fn has_tier(&self, tier: &str) -> bool {
+        self.cfg.tiers.contains_key(tier)
     }
 
     fn status(&self, deployment: &str) -> Vec<InstanceStatus> {

@@ -35,6 +35,9 @@ pub struct DeploymentSpec {
     pub server: Arc<ServerVersion>,
     /// Non-secret settings given at deploy time.
     pub config: BTreeMap<String, String>,
+    /// The resource tier (`[runtime.tiers.NAME]`) its processes run in; `None`: the
+    /// runtime-wide limits.
+    pub tier: Option<String>,
 }
 
 /// A secret (or setting) the server declares, as the gateway checks it against the vault.
@@ -155,6 +158,11 @@ pub trait Runtime: Send + Sync {
     /// Stop every instance, clear a failed state; the next request starts afresh.
     fn restart<'a>(&'a self, deployment: &'a str) -> BoxFuture<'a, ()>;
     fn status(&self, deployment: &str) -> Vec<InstanceStatus>;
+    /// Whether `tier` names a configured resource tier (checked before a deploy is
+    /// recorded).
+    fn has_tier(&self, _tier: &str) -> bool {
+        false
+    }
     fn logs(&self, deployment: &str) -> Arc<LogBuffer>;
     /// Stop everything (Sigil is exiting).
     fn shutdown(&self) -> BoxFuture<'_, ()>;

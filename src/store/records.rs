@@ -408,6 +408,9 @@ pub struct DeploymentRecord {
     pub last_stderr: Vec<String>,
     #[serde(default)]
     pub deleted_at: Option<i64>,
+    /// The resource tier chosen at deploy time (`[runtime.tiers.NAME]`).
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 impl Record for DeploymentRecord {
     const TABLE: Table<Self> = Table::new("deployments");
