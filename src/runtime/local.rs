@@ -15,8 +15,8 @@ use super::instance::{Instance, InstanceKey, Launch, Rlimits, Timing, now_ms};
 use super::logs::LogBuffer;
 use super::netguard::NetGuard;
 use super::{
-    BoxFuture, DeploymentSpec, Endpoint, InstanceStatus, Requirement, Runtime, RuntimeError,
-    RuntimeEvent, State,
+    BoxFuture, DeploymentSpec, Endpoint, InstallCheck, InstanceStatus, Requirement, Runtime,
+    RuntimeError, RuntimeEvent, State,
 };
 use crate::config::RuntimeConfig;
 use crate::registry::manifest::{Argument, KeyValueInput, Package, ServerVersion};
@@ -135,6 +135,8 @@ struct Prepared {
     port: Option<u16>,
     /// Non-secret environment (config values).
     config_env: Vec<(String, String)>,
+    /// The install directory, for the install check.
+    installed: Option<PathBuf>,
 }
 
 struct DeploymentRt {
@@ -153,6 +155,7 @@ pub struct LocalRuntime {
     events: mpsc::UnboundedSender<RuntimeEvent>,
     deployments: Mutex<HashMap<String, Arc<DeploymentRt>>>,
     installs: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    check: std::sync::OnceLock<Arc<dyn InstallCheck>>,
 }
 
 impl LocalRuntime {
@@ -191,6 +194,7 @@ impl LocalRuntime {
                 events: tx,
                 deployments: Mutex::new(HashMap::new()),
                 installs: Mutex::new(HashMap::new()),
+                check: std::sync::OnceLock::new(),
             }),
             rx,
         ))
@@ -260,9 +264,15 @@ impl LocalRuntime {
                 cwd: cwd.as_ref().map(PathBuf::from),
                 port: *port,
                 config_env: Vec::new(),
+                installed: None,
             },
             _ => return Err(RuntimeError::Invalid("inconsistent plan".into())),
         };
+        // Between install and first start: nothing is cached (so nothing can start) until
+        // the check passes, and a refusal is asked again on the next attempt.
+        if let (Some(dir), Some(check)) = (&prepared.installed, self.check.get()) {
+            check.check(spec, dir).await?;
+        }
         let prepared = Prepared {
             config_env,
             ..prepared
@@ -296,9 +306,14 @@ impl LocalRuntime {
         let _held = lock.lock().await;
         if !dir.join(MARKER).exists() {
             let spec_arg = format!("{}@{}", p.identifier, version);
+            let scripts_allowed = self.cfg.npm_allow_scripts.contains(&p.identifier);
             let mut args: Vec<String> = [
                 "install",
-                "--ignore-scripts",
+                if scripts_allowed {
+                    "--foreground-scripts"
+                } else {
+                    "--ignore-scripts"
+                },
                 "--no-audit",
                 "--no-fund",
                 "--omit=dev",
@@ -336,6 +351,7 @@ impl LocalRuntime {
             cwd: None,
             port: http_port(p),
             config_env: Vec::new(),
+            installed: Some(dir),
         })
     }
 
@@ -404,6 +420,7 @@ impl LocalRuntime {
             cwd: None,
             port: http_port(p),
             config_env: Vec::new(),
+            installed: Some(dir),
         })
     }
 
@@ -869,6 +886,10 @@ impl Runtime for LocalRuntime {
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    fn set_install_check(&self, check: Arc<dyn InstallCheck>) {
+        let _ = self.check.set(check);
     }
 
     fn logs(&self, deployment: &str) -> Arc<LogBuffer> {
