@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 with a temporary data directory.
 
 mod binary;
+mod deploy_scan;
 mod gateway;
 mod manifests;
 mod mirror;
