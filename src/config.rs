@@ -569,6 +569,44 @@ mod tests {
     }
 
     #[test]
+    fn scan_section_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[scan]\nblock_at = \"critical\"\ntool_changes = \"warn\"\n[runtime]\nnpm_allow_scripts = [\"esbuild\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(
+            c.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::Critical)
+        );
+        assert!(!c.scan.block_tool_changes().unwrap());
+        assert_eq!(c.runtime.npm_allow_scripts, ["esbuild"]);
+        let d = Config::default();
+        assert_eq!(
+            d.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::High)
+        );
+        assert!(d.scan.block_tool_changes().unwrap());
+        for bad in [
+            "[scan]\nblock_at = \"severe\"\n",
+            "[scan]\ntool_changes = \"maybe\"\n",
+            "[scan]\nblok_at = \"high\"\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(
+                Config::load(Some(&f), Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+        std::fs::write(&f, "[scan]\nblock_at = \"none\"\n").unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.scan.block_at().unwrap(), None);
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let err = Config::load(
             Some(Path::new("/nonexistent/sigil.toml")),

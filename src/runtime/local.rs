@@ -306,14 +306,9 @@ impl LocalRuntime {
         let _held = lock.lock().await;
         if !dir.join(MARKER).exists() {
             let spec_arg = format!("{}@{}", p.identifier, version);
-            let scripts_allowed = self.cfg.npm_allow_scripts.contains(&p.identifier);
             let mut args: Vec<String> = [
                 "install",
-                if scripts_allowed {
-                    "--foreground-scripts"
-                } else {
-                    "--ignore-scripts"
-                },
+                scripts_flag(&self.cfg, &p.identifier),
                 "--no-audit",
                 "--no-fund",
                 "--omit=dev",
@@ -613,6 +608,16 @@ impl LocalRuntime {
 const MARKER: &str = ".sigil-installed";
 
 /// A path segment from a name: `@scope/pkg` → `@scope+pkg`; nothing that climbs out.
+/// npm install scripts run only for packages the admin listed in
+/// `runtime.npm_allow_scripts`; everything else installs with `--ignore-scripts`.
+fn scripts_flag(cfg: &RuntimeConfig, identifier: &str) -> &'static str {
+    if cfg.npm_allow_scripts.iter().any(|p| p == identifier) {
+        "--foreground-scripts"
+    } else {
+        "--ignore-scripts"
+    }
+}
+
 fn dir_name(s: &str) -> String {
     let cleaned: String = s
         .chars()
@@ -1009,6 +1014,18 @@ mod tests {
         let bad: std::collections::BTreeMap<_, _> =
             [("API_KEY".to_string(), "x".to_string())].into();
         assert!(config_env(&s.packages[0].environment_variables, &bad).is_err());
+    }
+
+    #[test]
+    fn npm_scripts_run_only_for_allowed_packages() {
+        let mut cfg = RuntimeConfig::default();
+        assert_eq!(scripts_flag(&cfg, "@acme/weather-mcp"), "--ignore-scripts");
+        cfg.npm_allow_scripts = vec!["@acme/weather-mcp".into()];
+        assert_eq!(
+            scripts_flag(&cfg, "@acme/weather-mcp"),
+            "--foreground-scripts"
+        );
+        assert_eq!(scripts_flag(&cfg, "@acme/weather"), "--ignore-scripts");
     }
 
     #[test]
