@@ -219,9 +219,13 @@ pub async fn health(
 ) -> Result<Response, ApiError> {
     let d = found(&app, &id)?;
     let instances = app.deployments.runtime().status(&id);
-    let failed = d.record.status == DeploymentStatus::Failed
+    let blocked = d.record.status == DeploymentStatus::Blocked;
+    let failed = blocked
+        || d.record.status == DeploymentStatus::Failed
         || instances.iter().any(|i| i.state == "failed");
-    let status = if failed {
+    let status = if blocked {
+        "blocked"
+    } else if failed {
         "failed"
     } else if d.record.status == DeploymentStatus::Installing {
         "installing"

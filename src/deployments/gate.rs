@@ -89,6 +89,8 @@ impl ScanGate {
             Decision::Block { blocking } => ("blocked", None, blocking),
             Decision::Accepted { audit, .. } => ("accepted", Some(audit), Vec::new()),
         };
+        // An acceptance nothing needed is not recorded as one.
+        let accept = accept.filter(|_| outcome == "accepted");
         let rec = DeploymentScanRecord {
             deployment: id.to_string(),
             report,

@@ -173,13 +173,21 @@ impl Deployments {
             .cloned()
     }
 
-    /// The package's default deployment: its oldest one that is not deleted.
+    /// The package's default deployment: its oldest one that is neither deleted nor
+    /// blocked by its scan (so accepting the risk in a new deployment takes over the
+    /// package URL).
     pub fn default_for(&self, package: &str) -> Option<Arc<Deployment>> {
         self.cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|d| d.record.package == package && d.record.status != DeploymentStatus::Deleted)
+            .filter(|d| {
+                d.record.package == package
+                    && !matches!(
+                        d.record.status,
+                        DeploymentStatus::Deleted | DeploymentStatus::Blocked
+                    )
+            })
             .min_by(|a, b| {
                 (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
             })

@@ -7,7 +7,8 @@
 //!
 //! The rule functions are pure (a manifest, a tool list, a directory in; findings out).
 //! [`Scans`] is the store-backed service: the reports stored at publish, rescans when the
-//! rules change, and the scan of an installed package that the deploy path will call.
+//! rules change, and the scan of an installed package that the deploy path calls
+//! (`deployments::gate`, between install and first start).
 
 pub mod advisories;
 pub mod contents;

@@ -347,6 +347,11 @@ async fn a_risky_npm_package_is_blocked_at_deploy_and_accepted_risk_is_audited()
             .unwrap()
             .contains("secret.aws-access-key")
     );
+    let health = app
+        .get_as(&admin, &format!("/api/v1/deployments/{blocked_id}/health"))
+        .await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health.body["status"], "blocked");
     let scan = app
         .get_as(&admin, &format!("/api/v1/deployments/{blocked_id}/scan"))
         .await;
@@ -419,8 +424,9 @@ async fn a_risky_npm_package_is_blocked_at_deploy_and_accepted_risk_is_audited()
         a.names.iter().any(|n| n.contains("secret.aws-access-key")),
         "{a:?}"
     );
-    // And it really runs.
-    let url = format!("{}/mcp/{name}/{ok_id}", app.base);
+    // And it really runs, behind the package URL too (a blocked deployment is never the
+    // package's default).
+    let url = format!("{}/mcp/{name}", app.base);
     let sid = open_session(&app, &url, &admin).await;
     assert_eq!(
         names(&list_tools(&app, &url, &admin, &sid, 2).await),
