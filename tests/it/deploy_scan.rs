@@ -440,6 +440,35 @@ async fn a_risky_npm_package_is_blocked_at_deploy_and_accepted_risk_is_audited()
 // ---------------------------------------------------------------------------------------
 // Rug-pull pinning
 
+/// The npm test dependencies (the official SDK client), when tests/run.sh installed them.
+fn test_deps() -> Option<PathBuf> {
+    let dir = std::env::var_os("SIGIL_TEST_DEPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".test-deps"));
+    dir.join("node_modules/@modelcontextprotocol/sdk/package.json")
+        .exists()
+        .then_some(dir)
+}
+
+/// Run the official TypeScript SDK client (tests/fixtures/mcp/client.cjs); its JSON report.
+async fn sdk_client(deps: &Path, url: &str, key: &str, ops: Value) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/client.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(url)
+        .arg(key)
+        .arg(ops.to_string())
+        .env("SIGIL_TEST_DEPS", deps)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("client finished in time")
+        .expect("client ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("client output is not JSON: {stdout}"))
+}
+
 fn rugpull_manifest(desc_file: &Path) -> String {
     let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/rugpull.mjs");
     format!(
@@ -528,6 +557,26 @@ async fn a_tool_that_changes_after_its_first_listing_is_blocked_until_re_approve
     let body = call(&app, &url, &admin, &sid, 7, "echo").await;
     assert_eq!(body["result"]["content"][0]["text"], "Echo: hi", "{body}");
 
+    // The official SDK client sees the same through the gateway.
+    let sdk_ops = json!([{"op": "list"}, {"op": "call", "name": "add", "args": {"a": 2, "b": 3}}]);
+    let deps = test_deps();
+    match &deps {
+        Some(deps) => {
+            let out = sdk_client(deps, &url, &admin, sdk_ops.clone()).await;
+            assert_eq!(out["ok"], true, "{out}");
+            assert_eq!(out["results"][0]["tools"], json!(["echo"]), "{out}");
+            assert_eq!(out["results"][1]["code"], -32010, "{out}");
+            assert!(
+                out["results"][1]["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tools/approve"),
+                "{out}"
+            );
+        }
+        None => eprintln!("skipped (SDK part): the MCP SDK is not installed (run tests/run.sh)"),
+    }
+
     // The owner sees the diff, and the poisoned description's findings.
     let pins = app.get_as(&admin, &tools_path).await;
     let changes = &pins.body["pending"]["changes"];
@@ -572,6 +621,14 @@ async fn a_tool_that_changes_after_its_first_listing_is_blocked_until_re_approve
     );
     let body = call(&app, &url, &admin, &sid2, 9, "add").await;
     assert_eq!(body["result"]["content"][0]["text"], "5", "{body}");
+    if let Some(deps) = &deps {
+        let out = sdk_client(deps, &url, &admin, sdk_ops).await;
+        assert_eq!(out["results"][0]["tools"], json!(["add", "echo"]), "{out}");
+        assert_eq!(
+            out["results"][1]["result"]["content"][0]["text"], "5",
+            "{out}"
+        );
+    }
     let events = app
         .get_as(&admin, &format!("/api/v1/deployments/{id}/events"))
         .await;
