@@ -246,13 +246,24 @@ impl Pins {
         let now = self.ambient.now_ms();
         let before = self.get(deployment);
         let rec = match before.as_deref() {
-            None => ToolPinsRecord {
-                deployment: deployment.to_string(),
-                pinned_at: now,
-                pinned: current.to_vec(),
-                pending: None,
-                findings: scan_tools(&tools_of(current)),
-            },
+            None => {
+                let findings = scan_tools(&tools_of(current));
+                let serious: Vec<&str> = findings
+                    .iter()
+                    .filter(|f| f.severity >= crate::scan::Severity::High)
+                    .map(|f| f.rule.as_str())
+                    .collect();
+                if !serious.is_empty() {
+                    tracing::warn!(deployment, rules = ?serious, "the MCP server's first tools/list has serious scan findings; pinned as listed");
+                }
+                ToolPinsRecord {
+                    deployment: deployment.to_string(),
+                    pinned_at: now,
+                    pinned: current.to_vec(),
+                    pending: None,
+                    findings,
+                }
+            }
             Some(old) => {
                 let diff = unapproved(old);
                 let removed = if complete {
