@@ -213,39 +213,16 @@ impl Pins {
         complete: bool,
         current: &[PinnedTool],
     ) -> Result<Vec<String>, StoreError> {
-        let unapproved = |rec: &ToolPinsRecord| -> Vec<PinnedTool> {
-            current
-                .iter()
-                .filter(|t| !rec.pinned.iter().any(|p| p.hash == t.hash))
-                .cloned()
-                .collect()
-        };
-        // Fast path: nothing new since the last listing.
+        // Fast path: nothing new since the last listing, no lock, no write.
         if let Some(rec) = self.get(deployment) {
-            let diff = unapproved(&rec);
-            let same_pending = match &rec.pending {
-                None => diff.is_empty(),
-                Some(p) => {
-                    !diff.is_empty()
-                        && diff.iter().all(|t| p.tools.contains(t))
-                        && (!complete || diff.len() == p.tools.len())
-                }
-            };
-            let removed = self.removed(&rec, complete, current);
-            let same_removed = !complete
-                || rec
-                    .pending
-                    .as_ref()
-                    .map_or(Vec::new(), |p| p.removed.clone())
-                    == removed;
-            if same_pending && same_removed {
-                return Ok(diff.into_iter().map(|t| t.tool.name).collect());
+            let (tools, removed) = pending_after(&rec, complete, current);
+            if same_pending(rec.pending.as_ref(), &tools, &removed) {
+                return Ok(unapproved_names(current, &tools));
             }
         }
         let _w = self.writer.lock().await;
         let now = self.ambient.now_ms();
-        let before = self.get(deployment);
-        let rec = match before.as_deref() {
+        let rec = match self.get(deployment) {
             None => {
                 let findings = scan_tools(&tools_of(current));
                 let serious: Vec<&str> = findings
@@ -265,26 +242,22 @@ impl Pins {
                 }
             }
             Some(old) => {
-                let diff = unapproved(old);
-                let removed = if complete {
-                    self.removed(old, complete, current)
-                } else {
-                    old.pending
-                        .as_ref()
-                        .map_or(Vec::new(), |p| p.removed.clone())
-                };
-                let mut rec = old.clone();
-                rec.pending = if diff.is_empty() && removed.is_empty() {
+                let (tools, removed) = pending_after(&old, complete, current);
+                // Another session's listing may have recorded this while we waited.
+                if same_pending(old.pending.as_ref(), &tools, &removed) {
+                    return Ok(unapproved_names(current, &tools));
+                }
+                let mut rec = (*old).clone();
+                rec.pending = if tools.is_empty() && removed.is_empty() {
                     None
                 } else {
-                    // Keep earlier pending tools this page did not list.
-                    let mut tools = diff.clone();
-                    let earlier = old.pending.as_ref().filter(|_| !complete);
-                    for t in earlier.map_or(&[][..], |p| &p.tools[..]) {
-                        if !tools.iter().any(|x| x.tool.name == t.tool.name) {
-                            tools.push(t.clone());
-                        }
-                    }
+                    tracing::warn!(
+                        deployment,
+                        changed = ?tools.iter().map(|t| &t.tool.name).collect::<Vec<_>>(),
+                        removed = ?removed,
+                        blocked = self.blocks(),
+                        "the MCP server's tools differ from their pins; waiting for the owner's approval"
+                    );
                     Some(PendingTools {
                         seen_at: now,
                         tools,
@@ -292,42 +265,12 @@ impl Pins {
                     })
                 };
                 rec.findings = scan_tools(&tools_of(current));
-                if let Some(p) = &rec.pending {
-                    tracing::warn!(
-                        deployment,
-                        changed = ?p.tools.iter().map(|t| &t.tool.name).collect::<Vec<_>>(),
-                        removed = ?p.removed,
-                        blocked = self.blocks(),
-                        "the MCP server's tools differ from their pins; waiting for the owner's approval"
-                    );
-                }
                 rec
             }
         };
         self.save(rec.clone()).await?;
-        let names = rec
-            .pending
-            .as_ref()
-            .map(|p| {
-                current
-                    .iter()
-                    .filter(|t| p.tools.iter().any(|x| x.tool.name == t.tool.name))
-                    .map(|t| t.tool.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(names)
-    }
-
-    fn removed(&self, rec: &ToolPinsRecord, complete: bool, current: &[PinnedTool]) -> Vec<String> {
-        if !complete {
-            return Vec::new();
-        }
-        rec.pinned
-            .iter()
-            .filter(|p| !current.iter().any(|t| t.tool.name == p.tool.name))
-            .map(|p| p.tool.name.clone())
-            .collect()
+        let pending = rec.pending.map(|p| p.tools).unwrap_or_default();
+        Ok(unapproved_names(current, &pending))
     }
 
     async fn save(&self, rec: ToolPinsRecord) -> Result<(), StoreError> {
@@ -410,6 +353,60 @@ impl Pins {
         self.save(rec).await?;
         Ok(changes)
     }
+}
+
+/// The pending change after a listing: listed tools whose pin is not approved, plus (for
+/// one page of a paginated listing) earlier pending tools this page did not show; and the
+/// pinned tools a complete listing no longer has.
+fn pending_after(
+    rec: &ToolPinsRecord,
+    complete: bool,
+    current: &[PinnedTool],
+) -> (Vec<PinnedTool>, Vec<String>) {
+    let listed = |name: &str| current.iter().any(|t| t.tool.name == name);
+    let mut tools: Vec<PinnedTool> = current
+        .iter()
+        .filter(|t| !rec.pinned.iter().any(|p| p.hash == t.hash))
+        .cloned()
+        .collect();
+    let earlier = rec.pending.as_ref();
+    let removed = if complete {
+        rec.pinned
+            .iter()
+            .filter(|p| !listed(&p.tool.name))
+            .map(|p| p.tool.name.clone())
+            .collect()
+    } else {
+        for t in earlier.map_or(&[][..], |p| &p.tools[..]) {
+            if !listed(&t.tool.name) {
+                tools.push(t.clone());
+            }
+        }
+        earlier.map_or_else(Vec::new, |p| {
+            p.removed.iter().filter(|n| !listed(n)).cloned().collect()
+        })
+    };
+    (tools, removed)
+}
+
+fn same_pending(p: Option<&PendingTools>, tools: &[PinnedTool], removed: &[String]) -> bool {
+    match p {
+        None => tools.is_empty() && removed.is_empty(),
+        Some(p) => {
+            p.removed == removed
+                && p.tools.len() == tools.len()
+                && tools.iter().all(|t| p.tools.contains(t))
+        }
+    }
+}
+
+/// Names of listed tools that are pending (not approved).
+fn unapproved_names(current: &[PinnedTool], pending: &[PinnedTool]) -> Vec<String> {
+    current
+        .iter()
+        .filter(|t| pending.iter().any(|p| p.tool.name == t.tool.name))
+        .map(|t| t.tool.name.clone())
+        .collect()
 }
 
 /// The pins after approving `p`: changed tools replaced, added ones appended, removed ones
@@ -522,6 +519,30 @@ mod tests {
             p.approve("dep_1").await,
             Err(PinsError::NothingPending(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn pages_keep_a_pending_change_they_do_not_show() {
+        let (p, _d) = pins(true);
+        let page = |tools: &[Value], next: bool| {
+            let mut v = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}});
+            if next {
+                v["result"]["nextCursor"] = json!("2");
+            }
+            v.to_string().into_bytes()
+        };
+        let first = [tool("a", "A"), tool("b", "B")];
+        p.on_list("d", true, page(&first, true)).await;
+        // The second page asked with a cursor: its new tool is pending.
+        let out = p.on_list("d", false, page(&[tool("c", "C")], false)).await;
+        assert!(names(&out).is_empty());
+        // Page one again: unchanged, and the pending tool on page two stays blocked.
+        assert_eq!(
+            names(&p.on_list("d", true, page(&first, true)).await),
+            ["a", "b"]
+        );
+        assert!(p.refuse_call("d", "c", &json!(1)).is_some());
+        assert_eq!(p.view("d").pending.unwrap().changes.len(), 1);
     }
 
     #[tokio::test]
