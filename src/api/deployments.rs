@@ -356,6 +356,8 @@ pub async fn scan(
         "report": {
             "target": rec.report.target,
             "rulesetVersion": rec.report.ruleset_version,
+            "stale": rec.report.is_stale(),
+            "scannedAt": rfc3339(rec.report.scanned_at),
             "maxSeverity": rec.report.max_severity(),
             "summary": rec.report.summary(),
             "findings": rec.report.findings,

@@ -99,6 +99,7 @@ impl ScanGate {
             accepted_by: accept.as_ref().map(|a| a.actor.clone()),
             reason: accept.map(|a| a.reason.trim().to_string()),
             decided_at: self.ambient.now_ms(),
+            installed: Some(dir.display().to_string()),
         };
         self.store
             .write(|w| {

@@ -548,6 +548,9 @@ pub struct DeploymentScanRecord {
     #[serde(default)]
     pub reason: Option<String>,
     pub decided_at: i64,
+    /// The scanned install directory, for rescans when the rules change.
+    #[serde(default)]
+    pub installed: Option<String>,
 }
 impl Record for DeploymentScanRecord {
     const TABLE: Table<Self> = Table::new("deployment_scans");

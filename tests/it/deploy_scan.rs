@@ -448,6 +448,25 @@ async fn a_risky_npm_package_is_blocked_at_deploy_and_accepted_risk_is_audited()
         a.names.iter().any(|n| n.contains("secret.aws-access-key")),
         "{a:?}"
     );
+    // A forced rescan (what a rule-set change triggers) refreshes both deploy-time
+    // reports; the decisions stand.
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/scans/rescan",
+            &json!({"force": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["deployments"], 2, "{}", r.body);
+    let scan = app
+        .get_as(&admin, &format!("/api/v1/deployments/{ok_id}/scan"))
+        .await;
+    assert_eq!(scan.body["outcome"], "accepted");
+    assert_eq!(scan.body["report"]["stale"], false);
+    assert!(
+        rules_of(&scan.body["report"]["findings"]).contains(&"secret.aws-access-key".to_string())
+    );
     // And it really runs, behind the package URL too (a blocked deployment is never the
     // package's default).
     let url = format!("{}/mcp/{name}", app.base);
