@@ -35,6 +35,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[gateway]`: the MCP endpoint.
     pub gateway: GatewayConfig,
+    /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
+    pub scan: ScanConfig,
 }
 
 /// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
@@ -91,6 +93,10 @@ pub struct RuntimeConfig {
     /// `[runtime.tiers.NAME]`: resource tiers a deployment may pick (`"tier"` in
     /// POST /api/v1/deploy); each limit left out falls back to the `limit_*` above.
     pub tiers: std::collections::BTreeMap<String, TierLimits>,
+    /// npm packages whose install scripts may run (`npm install` without
+    /// `--ignore-scripts`). Every other npm install ignores scripts. The scripts then run
+    /// before the deploy-time scan, which still reports them.
+    pub npm_allow_scripts: Vec<String>,
 }
 
 /// One `[runtime.tiers.NAME]` table: rlimits for the server processes of deployments in
@@ -133,6 +139,7 @@ impl Default for RuntimeConfig {
             limit_open_files: 0,
             limit_processes: 0,
             tiers: std::collections::BTreeMap::new(),
+            npm_allow_scripts: Vec::new(),
         }
     }
 }
@@ -162,6 +169,57 @@ impl Default for GatewayConfig {
             request_timeout_secs: 300,
             session_idle_secs: 3600,
             meter_flush_secs: 10,
+        }
+    }
+}
+
+/// `[scan]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Block deploys whose installed package has a finding at or above this severity
+    /// (`info|low|medium|high|critical`), unless the owner accepts the risk; `none` only
+    /// reports.
+    pub block_at: String,
+    /// What the gateway does when a deployment's tools change after they were pinned:
+    /// `block` (changed and added tools are hidden and refused until the owner re-approves)
+    /// or `warn` (they pass; the diff waits for approval).
+    pub tool_changes: String,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            block_at: "high".into(),
+            tool_changes: "block".into(),
+        }
+    }
+}
+
+impl ScanConfig {
+    /// The deploy policy's threshold; `Err` names the bad value.
+    pub fn block_at(&self) -> Result<Option<crate::scan::Severity>, ConfigError> {
+        if self.block_at.trim().eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        crate::scan::Severity::parse(&self.block_at)
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "scan.block_at must be info, low, medium, high, critical or none, not {:?}",
+                    self.block_at
+                ))
+            })
+    }
+
+    /// `true` for `block`, `false` for `warn`.
+    pub fn block_tool_changes(&self) -> Result<bool, ConfigError> {
+        match self.tool_changes.trim() {
+            "block" => Ok(true),
+            "warn" => Ok(false),
+            other => Err(ConfigError::Invalid(format!(
+                "scan.tool_changes must be block or warn, not {other:?}"
+            ))),
         }
     }
 }
@@ -200,6 +258,7 @@ impl Default for Config {
             mirrors: Vec::new(),
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -218,6 +277,7 @@ pub struct FileConfig {
     pub mirror: Vec<MirrorConfig>,
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
+    pub scan: Option<ScanConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -275,6 +335,11 @@ impl Config {
         }
         if let Some(g) = parsed.gateway {
             c.gateway = g;
+        }
+        if let Some(s) = parsed.scan {
+            s.block_at()?;
+            s.block_tool_changes()?;
+            c.scan = s;
         }
         c.apply(
             parsed.listen,
@@ -533,6 +598,44 @@ mod tests {
         let err =
             parse_file(Path::new("x.toml"), "[runtime.tiers.small]\nmemory = 5\n").unwrap_err();
         assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn scan_section_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[scan]\nblock_at = \"critical\"\ntool_changes = \"warn\"\n[runtime]\nnpm_allow_scripts = [\"esbuild\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(
+            c.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::Critical)
+        );
+        assert!(!c.scan.block_tool_changes().unwrap());
+        assert_eq!(c.runtime.npm_allow_scripts, ["esbuild"]);
+        let d = Config::default();
+        assert_eq!(
+            d.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::High)
+        );
+        assert!(d.scan.block_tool_changes().unwrap());
+        for bad in [
+            "[scan]\nblock_at = \"severe\"\n",
+            "[scan]\ntool_changes = \"maybe\"\n",
+            "[scan]\nblok_at = \"high\"\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(
+                Config::load(Some(&f), Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+        std::fs::write(&f, "[scan]\nblock_at = \"none\"\n").unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.scan.block_at().unwrap(), None);
     }
 
     #[test]

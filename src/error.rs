@@ -40,6 +40,9 @@ pub enum ErrorCode {
     /// The API key presented to the gateway is missing, unknown or revoked.
     InvalidApiKey,
     Internal,
+    /// The deploy-time scan found findings at or above the policy's threshold; details
+    /// list them. Deploy again with an explicit accept-risk to go ahead.
+    ScanBlocked,
 }
 
 impl ErrorCode {
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::Internal => "internal",
+            ErrorCode::ScanBlocked => "scan_blocked",
         }
     }
 }

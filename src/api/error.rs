@@ -37,6 +37,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ConnectionFailed => StatusCode::BAD_GATEWAY,
         ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::ScanBlocked => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

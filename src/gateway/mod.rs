@@ -12,6 +12,7 @@
 //! takes and returns plain bytes.
 
 pub mod meter;
+pub mod pins;
 mod remote;
 mod session;
 mod upstream;
@@ -111,6 +112,7 @@ impl Coded for GatewayError {
             GatewayError::InvalidSecret { name, expected } => {
                 Some(json!({"invalid": [{"name": name, "expected": expected}]}))
             }
+            GatewayError::Runtime(e) => e.details(),
             _ => None,
         }
     }
@@ -164,6 +166,23 @@ pub struct RequestStream {
     _busy: Busy,
     /// For event ids and `Last-Event-ID` replay.
     session: Arc<Session>,
+    list_hook: Option<ListHook>,
+}
+
+/// A `tools/list` response passes the rug-pull pins on its way out.
+struct ListHook {
+    pins: Arc<pins::Pins>,
+    deployment: String,
+    /// The request asked for the first page.
+    complete: bool,
+}
+
+impl ListHook {
+    async fn apply(&self, bytes: Vec<u8>) -> Vec<u8> {
+        self.pins
+            .on_list(&self.deployment, self.complete, bytes)
+            .await
+    }
 }
 
 impl RequestStream {
@@ -215,6 +234,10 @@ impl RequestStream {
                 Some(m)
             }
             Some(Outbound::Final(m)) => {
+                let m = match &self.list_hook {
+                    Some(h) => h.apply(m).await,
+                    None => m,
+                };
                 self.done = true;
                 self.metered.finish(&m);
                 self.cancel = None;
@@ -310,9 +333,20 @@ pub struct Gateway {
     http: reqwest::Client,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Rug-pull pins (set once at wiring; see [`pins`]).
+    pins: std::sync::OnceLock<Arc<pins::Pins>>,
 }
 
 impl Gateway {
+    /// Install the rug-pull pins (once, at wiring).
+    pub fn set_pins(&self, p: Arc<pins::Pins>) {
+        let _ = self.pins.set(p);
+    }
+
+    pub fn pins(&self) -> Option<&Arc<pins::Pins>> {
+        self.pins.get()
+    }
+
     pub fn start(
         deployments: Arc<Deployments>,
         secrets: Arc<Secrets>,
@@ -338,6 +372,7 @@ impl Gateway {
             http,
             stop: watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
+            pins: std::sync::OnceLock::new(),
         });
         let me = gw.clone();
         let t = tokio::spawn(async move { me.background().await });
@@ -548,6 +583,23 @@ impl Gateway {
                     .map(str::to_owned)
             })
             .flatten();
+        // Rug-pull pins: refuse calls of unapproved tools; look at every tools/list result.
+        let pins = self.pins.get().cloned();
+        if let (Some(p), Some(name)) = (&pins, &tool) {
+            if let Some(body) =
+                p.refuse_call(&d.record.id, name, msg.get("id").unwrap_or(&Value::Null))
+            {
+                return Ok(Reply::Json {
+                    body,
+                    session: None,
+                });
+            }
+        }
+        let list_hook = pins.filter(|_| method == "tools/list").map(|p| ListHook {
+            pins: p,
+            deployment: d.record.id.clone(),
+            complete: msg.pointer("/params/cursor").is_none(),
+        });
         let mut metered = Metered {
             meter: self.meter.clone(),
             user: who.user.clone(),
@@ -578,6 +630,10 @@ impl Gateway {
         let first = tokio::time::timeout_at(deadline, rx.recv()).await;
         match first {
             Ok(Some(Outbound::Final(bytes))) => {
+                let bytes = match &list_hook {
+                    Some(h) => h.apply(bytes).await,
+                    None => bytes,
+                };
                 metered.finish(&bytes);
                 Ok(Reply::Json {
                     body: bytes,
@@ -593,6 +649,7 @@ impl Gateway {
                 done: false,
                 _busy: busy,
                 session: session.clone(),
+                list_hook,
             }))),
             Err(_) => {
                 up.cancel(gw, "timed out in the gateway").await;
@@ -681,6 +738,18 @@ impl Gateway {
                     "deployment {} was deleted",
                     d.record.id
                 )));
+            }
+            DeploymentStatus::Blocked => {
+                let id = &d.record.id;
+                return Err(GatewayError::Runtime(RuntimeError::Blocked {
+                    message: d
+                        .record
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| format!("deployment {id} is blocked by its deploy-time scan")),
+                    details: json!({"deployment": id, "report": format!("/api/v1/deployments/{id}/scan")}),
+                    hint: "the owner can deploy again with {\"accept_risk\": {\"reason\": \"why\"}}; the report lists the findings".into(),
+                }));
             }
             DeploymentStatus::Installing | DeploymentStatus::Ready => {}
         }

@@ -108,6 +108,14 @@ pub enum RuntimeError {
     Refused(String),
     #[error("runtime I/O error: {0}")]
     Io(String),
+    /// The install check (deploy-time scan and policy) refused the installed package.
+    #[error("{message}")]
+    Blocked {
+        message: String,
+        /// Safe to show the caller: the blocking findings (evidence already redacted).
+        details: serde_json::Value,
+        hint: String,
+    },
 }
 
 impl Coded for RuntimeError {
@@ -122,6 +130,13 @@ impl Coded for RuntimeError {
             | RuntimeError::NotRunning
             | RuntimeError::Retired => ErrorCode::ConnectionFailed,
             RuntimeError::Io(_) => ErrorCode::Internal,
+            RuntimeError::Blocked { .. } => ErrorCode::ScanBlocked,
+        }
+    }
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            RuntimeError::Blocked { details, .. } => Some(details.clone()),
+            _ => None,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -136,9 +151,21 @@ impl Coded for RuntimeError {
             RuntimeError::Refused(_) => Some(
                 "an admin can allow the address with runtime.allow_private_upstreams".into(),
             ),
+            RuntimeError::Blocked { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
+}
+
+/// Consulted after a package is installed and before anything from it runs: the
+/// deploy-time scan and policy. An error stops the deployment; no process starts, and the
+/// next attempt to start one asks again.
+pub trait InstallCheck: Send + Sync {
+    fn check<'a>(
+        &'a self,
+        spec: &'a DeploymentSpec,
+        installed: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
 }
 
 /// Where and how MCP servers run. The local runtime is the default; others (Cloud Run)
@@ -166,4 +193,7 @@ pub trait Runtime: Send + Sync {
     fn logs(&self, deployment: &str) -> Arc<LogBuffer>;
     /// Stop everything (Sigil is exiting).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Install the check that runs between install and first start (set once, at wiring).
+    /// Runtimes that install nothing locally ignore it.
+    fn set_install_check(&self, _check: std::sync::Arc<dyn InstallCheck>) {}
 }

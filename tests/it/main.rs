@@ -3,6 +3,7 @@
 
 mod binary;
 mod conformance;
+mod deploy_scan;
 mod gateway;
 mod hosting;
 mod manifests;
