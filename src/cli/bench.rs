@@ -287,7 +287,18 @@ fn serve_to_ready(dir: &Path) -> anyhow::Result<Duration> {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let _ = child.kill();
+    // SIGTERM, not SIGKILL: a killed server leaves redb needing a repair, which the next
+    // `--data-dir` run would then time as part of opening.
+    // SAFETY: kill(2) on a pid this process spawned and has not reaped yet.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let stopped = Instant::now();
+    while child.try_wait()?.is_none() {
+        if stopped.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let _ = child.wait();
     result
 }
