@@ -2,6 +2,9 @@
 //! 127.0.0.1:0 with a temporary data directory.
 
 mod binary;
+mod cli;
+mod cli_run;
+mod clients;
 mod gateway;
 mod manifests;
 mod mirror;
