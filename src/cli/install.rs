@@ -29,6 +29,9 @@ pub struct InstallArgs {
     /// Write this config file instead of the client's usual one.
     #[arg(long, value_name = "FILE")]
     pub config_file: Option<PathBuf>,
+    /// The entry's name in the client's config [default: the last part of NAME]
+    #[arg(long = "as", value_name = "ENTRY")]
+    pub entry: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -42,6 +45,9 @@ pub struct UninstallArgs {
     pub scope: Scope,
     #[arg(long, value_name = "FILE")]
     pub config_file: Option<PathBuf>,
+    /// The entry's name, if installed with --as.
+    #[arg(long = "as", value_name = "ENTRY")]
+    pub entry: Option<String>,
 }
 
 fn config_path(client: Client, scope: Scope, file: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -112,7 +118,7 @@ pub async fn install(a: InstallArgs) -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "sigil".into());
     let entry = Entry {
-        key: clients::entry_key(&name),
+        key: a.entry.clone().unwrap_or_else(|| clients::entry_key(&name)),
         package: name.clone(),
         server: api.base.clone(),
         url: format!("{}/mcp/{name}", api.base),
@@ -186,13 +192,13 @@ async fn warn_unready(api: &Api, name: &str, pkg: &Value) {
 
 pub async fn uninstall(a: UninstallArgs) -> anyhow::Result<()> {
     let name = bare_name(&a.name)?;
-    let key = clients::entry_key(&name);
+    let key = a.entry.clone().unwrap_or_else(|| clients::entry_key(&name));
     let path = config_path(a.client, a.scope, a.config_file.as_deref())?;
     let Some(old) = read_existing(&path)? else {
         println!("{name} is not in {} ({} does not exist)", a.client.label(), path.display());
         return Ok(());
     };
-    let (new, had) = a.client.uninstall(&old, &key)
+    let (new, had) = a.client.uninstall(&old, &key, &name)
         .with_context(|| format!("editing {}", path.display()))?;
     if !had {
         println!("{name} is not in {} ({})", a.client.label(), path.display());

@@ -19,8 +19,9 @@ pub enum KeysCmd {
         common: Common,
         #[arg(long)]
         name: String,
-        /// Comma-separated: read, publish, deploy, use, secrets, admin.
-        #[arg(long, value_delimiter = ',', default_value = "read,publish,deploy,use,secrets")]
+        /// Comma-separated: read, publish, deploy, use, secrets, admin [default: the
+        /// server's default for new keys]
+        #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
         #[arg(long)]
         expires_in_days: Option<u32>,
@@ -59,7 +60,10 @@ pub async fn run(a: KeysArgs) -> anyhow::Result<()> {
         } => {
             let api = Api::connect(&common)?;
             api.require_key()?;
-            let mut body = json!({"name": name, "scopes": scopes});
+            let mut body = json!({ "name": name });
+            if !scopes.is_empty() {
+                body["scopes"] = json!(scopes);
+            }
             if let Some(d) = expires_in_days {
                 body["expires_in_days"] = d.into();
             }

@@ -94,7 +94,7 @@ async fn login_whoami_logout_and_error_shapes() {
 
     let o = sigil(c, &["login", "--server", &app.base], Some("sgl_not-a-real-key\n")).await;
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("error: ") && o.stderr.contains("[invalid_api_key]"), "{o:?}");
+    assert!(o.stderr.contains("error: ") && (o.stderr.contains("[unauthorized]") || o.stderr.contains("[invalid_api_key]")), "{o:?}");
     assert!(!o.stderr.contains("sgl_not-a-real-key"), "the key is not echoed: {o:?}");
     assert_clean_error(&o);
 

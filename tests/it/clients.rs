@@ -62,14 +62,14 @@ fn every_writer_matches_its_golden_files() {
             let rekeyed = c.install(&once, &entry("sgl_OTHER")).unwrap();
             assert!(rekeyed.contains("sgl_OTHER") && !rekeyed.contains("sgl_TESTKEY") || c.spawns_only(), "{l}: {rekeyed}");
             assert_eq!(rekeyed.matches("sigil.example/mcp").count(), once.matches("sigil.example/mcp").count());
-            let (gone, had) = c.uninstall(&once, &e.key).unwrap();
+            let (gone, had) = c.uninstall(&once, &e.key, &e.package).unwrap();
             assert!(had, "{l}/{case}");
             golden(&format!("{l}.{case}.uninstalled"), &gone);
             assert!(!gone.contains("acme/weather") && !gone.contains("sgl_TESTKEY"), "{l}/{case}: {gone}");
-            let (again, had) = c.uninstall(&gone, &e.key).unwrap();
+            let (again, had) = c.uninstall(&gone, &e.key, &e.package).unwrap();
             assert!(!had);
             assert_eq!(again, gone);
-            if case == "others" && c != Client::Cline {
+            if case == "others" {
                 // Exactly its own entry: the rest of the file, comments included, is back.
                 assert_eq!(gone, input, "{l}: uninstall restores the original");
             }
@@ -84,13 +84,22 @@ fn comments_and_other_entries_survive() {
     for kept in ["// VS Code", "// GitHub's remote server", "/* a local one */", "// remote", "\"memory\""] {
         assert!(vs.contains(kept), "{kept} lost:\n{vs}");
     }
-    assert!(vs.contains("\t\t\"weather\": {\n\t\t\t\"type\": \"http\""), "uses the file's tabs:\n{vs}");
+    assert!(vs.contains("\t\t\"weather\": {\n\t\t\t\"headers\": {"), "uses the file's tabs:\n{vs}");
     let cx = Client::Codex.install(&others(Client::Codex), &e).unwrap();
     assert!(cx.contains("# local docs server") && cx.contains("[mcp_servers.weather]"), "{cx}");
-    // Cline already has an unrelated "weather": it is replaced, not duplicated.
-    let cl = Client::Cline.install(&others(Client::Cline), &e).unwrap();
-    assert_eq!(cl.matches("\"weather\"").count(), 1, "{cl}");
-    assert!(!cl.contains("old-weather"));
+    // An entry of the same name that Sigil did not write is neither replaced nor removed.
+    let foreign = "{\"mcpServers\": {\"weather\": {\"command\": \"old-weather\"}}}";
+    for c in [Client::Cursor, Client::Cline, Client::ClaudeDesktop] {
+        let err = c.install(foreign, &e).unwrap_err().to_string();
+        assert!(err.contains("--as"), "{err}");
+        assert!(c.uninstall(foreign, "weather", "acme/weather").is_err());
+    }
+    let toml = "[mcp_servers.weather]\ncommand = \"w\"\n";
+    assert!(Client::Codex.install(toml, &e).is_err());
+    let mut renamed = e.clone();
+    renamed.key = "weather-sigil".into();
+    let both = Client::Cursor.install(foreign, &renamed).unwrap();
+    assert!(both.contains("old-weather") && both.contains("weather-sigil"), "{both}");
 }
 
 #[test]

@@ -99,6 +99,8 @@ pub enum ClientError {
     Toml(String),
     #[error("{0} is not a table")]
     NotTable(String),
+    #[error("the config already has a server named {0:?} that Sigil did not write; choose another name with --as")]
+    Taken(String),
 }
 
 impl Client {
@@ -193,16 +195,50 @@ impl Client {
         }
     }
 
+    /// The raw text of entry `key`, if the config has one.
+    fn existing_entry(self, existing: &str, key: &str) -> Result<Option<String>, ClientError> {
+        if self == Client::Codex {
+            let doc = codex_doc(existing)?;
+            return Ok(doc
+                .get("mcp_servers")
+                .and_then(|s| s.get(key))
+                .map(|t| t.to_string()));
+        }
+        Ok(jsonc::get(existing, self.servers_path(), key)?)
+    }
+
+    /// Whether an entry's text is one `sigil install` wrote for `package`: it points at
+    /// the package's gateway URL or runs `sigil run PACKAGE`.
+    fn is_ours(text: &str, package: &str) -> bool {
+        text.contains(&format!("/mcp/{package}\"")) || (text.contains("\"run\"") && text.contains(&format!("\"{package}\"")))
+    }
+
     /// The config text after installing `e` (idempotent: the same entry twice is one).
+    /// An entry of the same name that Sigil did not write is left alone: an error.
     pub fn install(self, existing: &str, e: &Entry) -> Result<String, ClientError> {
+        if let Some(t) = self.existing_entry(existing, &e.key)? {
+            if !Self::is_ours(&t, &e.package) {
+                return Err(ClientError::Taken(e.key.clone()));
+            }
+        }
         if self == Client::Codex {
             return codex_install(existing, e);
         }
         Ok(jsonc::set(existing, self.servers_path(), &e.key, &self.entry(e))?)
     }
 
-    /// The config text without entry `key`, and whether it was there.
-    pub fn uninstall(self, existing: &str, key: &str) -> Result<(String, bool), ClientError> {
+    /// The config text without entry `key` for `package`, and whether it was there.
+    pub fn uninstall(
+        self,
+        existing: &str,
+        key: &str,
+        package: &str,
+    ) -> Result<(String, bool), ClientError> {
+        if let Some(t) = self.existing_entry(existing, key)? {
+            if !Self::is_ours(&t, package) {
+                return Err(ClientError::Taken(key.to_string()));
+            }
+        }
         if self == Client::Codex {
             return codex_uninstall(existing, key);
         }
