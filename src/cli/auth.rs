@@ -42,7 +42,9 @@ pub async fn login(a: LoginArgs) -> anyhow::Result<()> {
             k
         }
         None => {
-            eprintln!("Create an API key in the web UI or with `sigil keys create` on a logged-in machine.");
+            eprintln!(
+                "Create an API key in the web UI or with `sigil keys create` on a logged-in machine."
+            );
             out::read_secret(&format!("API key for {server}: "))?
         }
     };
@@ -117,7 +119,11 @@ pub async fn whoami(a: WhoamiArgs) -> anyhow::Result<()> {
                         o => {
                             let n = out::s(o, "name");
                             let r = out::s(o, "role");
-                            if r.is_empty() { n } else { format!("{n} ({r})") }
+                            if r.is_empty() {
+                                n
+                            } else {
+                                format!("{n} ({r})")
+                            }
                         }
                     })
                     .collect::<Vec<_>>()

@@ -92,7 +92,10 @@ pub async fn wait_ready(api: &Api, d: &Value, timeout_secs: u64) -> anyhow::Resu
     let mut cur = d.clone();
     let result = loop {
         let st = out::s(&cur, "status");
-        pb.set_message(format!("deploying {} ({id}): {st}", out::s(&cur, "package")));
+        pb.set_message(format!(
+            "deploying {} ({id}): {st}",
+            out::s(&cur, "package")
+        ));
         match st.as_str() {
             "ready" | "running" => break Ok(cur),
             "failed" | "deleted" => {
@@ -137,7 +140,14 @@ pub fn print_deployed(d: &Value) {
 pub async fn deploy(a: DeployArgs) -> anyhow::Result<()> {
     let api = Api::connect(&a.common)?;
     let (name, version) = split_version(&a.name);
-    let d = create(&api, &name, version.as_deref(), &a.config, a.team.as_deref()).await?;
+    let d = create(
+        &api,
+        &name,
+        version.as_deref(),
+        &a.config,
+        a.team.as_deref(),
+    )
+    .await?;
     let d = if a.no_wait {
         d
     } else {
@@ -180,14 +190,27 @@ pub async fn list(a: ListArgs) -> anyhow::Result<()> {
         })
         .collect();
     out::table(
-        &["ID", "NAME", "STATUS", "URL", "INSTANCES", "RESTARTS", "REQUESTS TODAY"],
+        &[
+            "ID",
+            "NAME",
+            "STATUS",
+            "URL",
+            "INSTANCES",
+            "RESTARTS",
+            "REQUESTS TODAY",
+        ],
         &rows,
     );
     Ok(())
 }
 
 fn print_log(l: &Value) {
-    println!("{} {} {}", out::s(l, "at"), out::s(l, "stream"), out::s(l, "text"));
+    println!(
+        "{} {} {}",
+        out::s(l, "at"),
+        out::s(l, "stream"),
+        out::s(l, "text")
+    );
 }
 
 pub async fn logs(a: LogsArgs) -> anyhow::Result<()> {
@@ -202,7 +225,11 @@ pub async fn logs(a: LogsArgs) -> anyhow::Result<()> {
         if a.common.json {
             out::json(&r);
         } else {
-            r["lines"].as_array().into_iter().flatten().for_each(print_log);
+            r["lines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .for_each(print_log);
         }
         return Ok(());
     }

@@ -45,9 +45,17 @@ fn bare_name(n: &str) -> String {
     let last = n.rsplit('/').next().unwrap_or(n);
     let s: String = last
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    let s = s
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     if s.is_empty() { "my-server".into() } else { s }
 }
 
@@ -56,8 +64,12 @@ fn github_url(v: &Value) -> Option<String> {
         Value::String(s) => s.clone(),
         o => o["url"].as_str()?.to_string(),
     };
-    let url = url.trim_start_matches("git+").trim_end_matches(".git").to_string();
-    (url.starts_with("https://github.com/") || url.starts_with("https://gitlab.com/")).then_some(url)
+    let url = url
+        .trim_start_matches("git+")
+        .trim_end_matches(".git")
+        .to_string();
+    (url.starts_with("https://github.com/") || url.starts_with("https://gitlab.com/"))
+        .then_some(url)
 }
 
 fn from_package_json(text: &str) -> anyhow::Result<Project> {
@@ -82,13 +94,23 @@ fn from_package_json(text: &str) -> anyhow::Result<Project> {
 
 fn from_pyproject(text: &str) -> anyhow::Result<Project> {
     let v: toml::Value = toml::from_str(text).context("pyproject.toml is not valid TOML")?;
-    let p = v.get("project").or_else(|| v.get("tool").and_then(|t| t.get("poetry")));
-    let get = |k: &str| p.and_then(|p| p.get(k)).and_then(|x| x.as_str()).map(str::to_string);
+    let p = v
+        .get("project")
+        .or_else(|| v.get("tool").and_then(|t| t.get("poetry")));
+    let get = |k: &str| {
+        p.and_then(|p| p.get(k))
+            .and_then(|x| x.as_str())
+            .map(str::to_string)
+    };
     let name = get("name").unwrap_or_else(|| "my-server".into());
     let version = get("version").unwrap_or_else(|| "0.1.0".into());
     let repository = p
         .and_then(|p| p.get("urls"))
-        .and_then(|u| u.get("Repository").or_else(|| u.get("repository")).or_else(|| u.get("Source")))
+        .and_then(|u| {
+            u.get("Repository")
+                .or_else(|| u.get("repository"))
+                .or_else(|| u.get("Source"))
+        })
         .and_then(|x| x.as_str())
         .and_then(|s| github_url(&Value::String(s.into())));
     Ok(Project {
@@ -110,7 +132,11 @@ fn from_pyproject(text: &str) -> anyhow::Result<Project> {
 fn from_cargo_toml(text: &str) -> anyhow::Result<Project> {
     let v: toml::Value = toml::from_str(text).context("Cargo.toml is not valid TOML")?;
     let p = v.get("package");
-    let get = |k: &str| p.and_then(|p| p.get(k)).and_then(|x| x.as_str()).map(str::to_string);
+    let get = |k: &str| {
+        p.and_then(|p| p.get(k))
+            .and_then(|x| x.as_str())
+            .map(str::to_string)
+    };
     let name = get("name").unwrap_or_else(|| "my-server".into());
     let bin = v
         .get("bin")
@@ -127,8 +153,10 @@ fn from_cargo_toml(text: &str) -> anyhow::Result<Project> {
         description: get("description"),
         repository: get("repository").and_then(|r| github_url(&Value::String(r))),
         run: vec![
-            "# The binary `cargo install --path .` puts on PATH; the host that runs it needs it".into(),
-            "# (and `[runtime] allow_commands = true`). Publishing the crate elsewhere? Use a".into(),
+            "# The binary `cargo install --path .` puts on PATH; the host that runs it needs it"
+                .into(),
+            "# (and `[runtime] allow_commands = true`). Publishing the crate elsewhere? Use a"
+                .into(),
             "# `package:` block instead.".into(),
             "command:".into(),
             format!("  cmd: {}", yq(&bin)),
@@ -199,12 +227,17 @@ fn env_reads(dir: &Path) -> BTreeSet<String> {
         r#"os\.getenv\(\s*['"]([A-Z_][A-Z0-9_]*)['"]"#,
         r#"env::var(?:_os)?\(\s*"([A-Z_][A-Z0-9_]*)""#,
     ];
-    let res: Vec<regex::Regex> = pats.iter().filter_map(|p| regex::Regex::new(p).ok()).collect();
+    let res: Vec<regex::Regex> = pats
+        .iter()
+        .filter_map(|p| regex::Regex::new(p).ok())
+        .collect();
     let mut found = BTreeSet::new();
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
     let mut files = 0usize;
     while let Some((d, depth)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().to_string();
@@ -233,7 +266,9 @@ fn env_reads(dir: &Path) -> BTreeSet<String> {
             if e.metadata().map(|m| m.len() > 512 * 1024).unwrap_or(true) {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
             for re in &res {
                 for c in re.captures_iter(&text) {
                     found.insert(c[1].to_string());
@@ -245,18 +280,44 @@ fn env_reads(dir: &Path) -> BTreeSet<String> {
 }
 
 const NOISE: &[&str] = &[
-    "NODE_ENV", "PATH", "HOME", "PORT", "HOST", "DEBUG", "LOG_LEVEL", "RUST_LOG", "PYTHONPATH",
-    "TMPDIR", "USER", "SHELL", "LANG", "PWD", "CI", "TERM",
+    "NODE_ENV",
+    "PATH",
+    "HOME",
+    "PORT",
+    "HOST",
+    "DEBUG",
+    "LOG_LEVEL",
+    "RUST_LOG",
+    "PYTHONPATH",
+    "TMPDIR",
+    "USER",
+    "SHELL",
+    "LANG",
+    "PWD",
+    "CI",
+    "TERM",
 ];
 
 fn is_secret(name: &str) -> bool {
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "PRIVATE"]
-        .iter()
-        .any(|w| name.contains(w))
+    [
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "CREDENTIAL",
+        "AUTH",
+        "PRIVATE",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
 }
 
 fn render(p: &Project, env: &BTreeSet<String>) -> String {
-    let mut y = vec!["# mcp.yaml: written by `sigil init`; check it, then `sigil publish --dry-run`.".to_string()];
+    let mut y = vec![
+        "# mcp.yaml: written by `sigil init`; check it, then `sigil publish --dry-run`."
+            .to_string(),
+    ];
     if p.name.contains('/') {
         y.push(format!("name: {}", yq(&p.name)));
     } else {
@@ -267,7 +328,10 @@ fn render(p: &Project, env: &BTreeSet<String>) -> String {
         Some(d) if !d.trim().is_empty() => y.push(format!("description: {}", yq(d))),
         _ => {
             y.push("# TODO: say what this server does; search ranks by it.".into());
-            y.push(format!("description: {}", yq(&format!("MCP server {}", p.name))));
+            y.push(format!(
+                "description: {}",
+                yq(&format!("MCP server {}", p.name))
+            ));
         }
     }
     y.push(format!("version: {}", yq(&p.version)));
@@ -275,7 +339,10 @@ fn render(p: &Project, env: &BTreeSet<String>) -> String {
         y.push(format!("repository: {}", yq(r)));
     }
     y.extend(p.run.iter().cloned());
-    let vars: Vec<&String> = env.iter().filter(|v| !NOISE.contains(&v.as_str())).collect();
+    let vars: Vec<&String> = env
+        .iter()
+        .filter(|v| !NOISE.contains(&v.as_str()))
+        .collect();
     let secrets: Vec<&&String> = vars.iter().filter(|v| is_secret(v)).collect();
     let config: Vec<&&String> = vars.iter().filter(|v| !is_secret(v)).collect();
     if secrets.is_empty() {
@@ -288,16 +355,24 @@ fn render(p: &Project, env: &BTreeSet<String>) -> String {
         y.push("secrets:".into());
         for s in secrets {
             y.push(format!("  - name: {s}"));
-            y.push(format!("    description: {}  # TODO: where to get it", yq(&format!("{s} (read by the server)"))));
+            y.push(format!(
+                "    description: {}  # TODO: where to get it",
+                yq(&format!("{s} (read by the server)"))
+            ));
             y.push("    required: true".into());
         }
     }
     if !config.is_empty() {
-        y.push("# Settings the sources read; TODO: mark any that are secrets, add defaults.".into());
+        y.push(
+            "# Settings the sources read; TODO: mark any that are secrets, add defaults.".into(),
+        );
         y.push("config:".into());
         for c in config {
             y.push(format!("  - name: {c}"));
-            y.push(format!("    description: {}", yq(&format!("{c} (read by the server)"))));
+            y.push(format!(
+                "    description: {}",
+                yq(&format!("{c} (read by the server)"))
+            ));
             y.push("    required: false".into());
         }
     }
@@ -320,7 +395,12 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     if a.common.json {
         out::json(&serde_json::json!({"file": target, "kind": project.kind, "name": project.name}));
     } else {
-        println!("Wrote {} for {} ({})", target.display(), out::bold(&project.name), project.kind);
+        println!(
+            "Wrote {} for {} ({})",
+            target.display(),
+            out::bold(&project.name),
+            project.kind
+        );
         out::note("check the TODOs, then: sigil publish --dry-run");
     }
     Ok(())

@@ -83,7 +83,10 @@ fn read_existing(path: &Path) -> anyhow::Result<Option<String>> {
 /// Back up the old file (`FILE.sigil-bak`), then replace it atomically. New files are
 /// owner-only: they hold an API key.
 fn write_config(path: &Path, old: Option<&str>, new: &str) -> anyhow::Result<Option<PathBuf>> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut backup = None;
     if let Some(old) = old {
@@ -93,7 +96,10 @@ fn write_config(path: &Path, old: Option<&str>, new: &str) -> anyhow::Result<Opt
         std::fs::write(&b, old).with_context(|| format!("writing backup {}", b.display()))?;
         backup = Some(b);
     }
-    let fname = path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+    let fname = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{fname}.sigil-tmp"));
     std::fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
     #[cfg(unix)]
@@ -131,10 +137,16 @@ pub async fn install(a: InstallArgs) -> anyhow::Result<()> {
     }
     let path = config_path(a.client, a.scope, a.config_file.as_deref())?;
     let old = read_existing(&path)?;
-    let new = a.client.install(old.as_deref().unwrap_or(""), &entry)
+    let new = a
+        .client
+        .install(old.as_deref().unwrap_or(""), &entry)
         .with_context(|| format!("editing {}", path.display()))?;
     if old.as_deref() == Some(new.as_str()) {
-        println!("{name} is already in {} ({})", a.client.label(), path.display());
+        println!(
+            "{name} is already in {} ({})",
+            a.client.label(),
+            path.display()
+        );
     } else {
         let backup = write_config(&path, old.as_deref(), &new)?;
         println!(
@@ -195,17 +207,27 @@ pub async fn uninstall(a: UninstallArgs) -> anyhow::Result<()> {
     let key = a.entry.clone().unwrap_or_else(|| clients::entry_key(&name));
     let path = config_path(a.client, a.scope, a.config_file.as_deref())?;
     let Some(old) = read_existing(&path)? else {
-        println!("{name} is not in {} ({} does not exist)", a.client.label(), path.display());
+        println!(
+            "{name} is not in {} ({} does not exist)",
+            a.client.label(),
+            path.display()
+        );
         return Ok(());
     };
-    let (new, had) = a.client.uninstall(&old, &key, &name)
+    let (new, had) = a
+        .client
+        .uninstall(&old, &key, &name)
         .with_context(|| format!("editing {}", path.display()))?;
     if !had {
         println!("{name} is not in {} ({})", a.client.label(), path.display());
         return Ok(());
     }
     let backup = write_config(&path, Some(&old), &new)?;
-    println!("Removed {key} from {} ({})", a.client.label(), path.display());
+    println!(
+        "Removed {key} from {} ({})",
+        a.client.label(),
+        path.display()
+    );
     if let Some(b) = backup {
         out::note(&format!("backup: {}", b.display()));
     }

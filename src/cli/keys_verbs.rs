@@ -72,7 +72,11 @@ pub async fn run(a: KeysArgs) -> anyhow::Result<()> {
                 out::json(&r);
             } else {
                 let key = out::s(&r, "key");
-                let key = if key.is_empty() { out::s(&r, "token") } else { key };
+                let key = if key.is_empty() {
+                    out::s(&r, "token")
+                } else {
+                    key
+                };
                 println!("{key}");
                 out::note(&format!(
                     "key {} ({}) created with scopes {}; it is shown only now",
@@ -113,7 +117,16 @@ pub async fn run(a: KeysArgs) -> anyhow::Result<()> {
                 })
                 .collect();
             out::table(
-                &["ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "EXPIRES", "ACTIVE"],
+                &[
+                    "ID",
+                    "NAME",
+                    "PREFIX",
+                    "SCOPES",
+                    "CREATED",
+                    "LAST USED",
+                    "EXPIRES",
+                    "ACTIVE",
+                ],
                 &rows,
             );
             Ok(())

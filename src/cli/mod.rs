@@ -90,9 +90,7 @@ enum Command {
     /// Administration: users.
     Admin(admin_verbs::AdminArgs),
     /// Print a shell completion script.
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 /// Entry point used by main.rs; returns the process exit code.

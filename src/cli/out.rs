@@ -74,7 +74,13 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     for r in rows {
         let cells = r
             .iter()
-            .map(|c| if c.is_empty() { "-".to_string() } else { c.clone() })
+            .map(|c| {
+                if c.is_empty() {
+                    "-".to_string()
+                } else {
+                    c.clone()
+                }
+            })
             .collect();
         println!("{}", line(cells).trim_end());
     }
@@ -129,7 +135,11 @@ pub fn report_error(e: &anyhow::Error) -> u8 {
             }
             if let Some(missing) = d["missing"].as_array() {
                 for m in missing {
-                    eprintln!("  - missing secret {}: {}", s(m, "name"), s(m, "description"));
+                    eprintln!(
+                        "  - missing secret {}: {}",
+                        s(m, "name"),
+                        s(m, "description")
+                    );
                 }
             }
             if let Some(req) = d["required"].as_str() {

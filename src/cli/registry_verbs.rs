@@ -50,14 +50,19 @@ pub struct PublishArgs {
 
 pub async fn search(a: SearchArgs) -> anyhow::Result<()> {
     let api = Api::connect(&a.common)?;
-    let mut q = vec![("q", a.query.clone()), ("limit", a.limit.min(100).to_string())];
+    let mut q = vec![
+        ("q", a.query.clone()),
+        ("limit", a.limit.min(100).to_string()),
+    ];
     if let Some(c) = &a.category {
         q.push(("category", c.clone()));
     }
     if let Some(t) = &a.tag {
         q.push(("tag", t.clone()));
     }
-    let r = api.send(api.request(Method::GET, "/search").query(&q)).await?;
+    let r = api
+        .send(api.request(Method::GET, "/search").query(&q))
+        .await?;
     if a.common.json {
         out::json(&r);
         return Ok(());
@@ -148,21 +153,25 @@ pub async fn info(a: InfoArgs) -> anyhow::Result<()> {
         println!("{title}");
     }
     println!("{}", out::s(server, "description"));
-    let tools = sigil_meta(server)["tools"].as_array().cloned().unwrap_or_default();
+    let tools = sigil_meta(server)["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !tools.is_empty() {
         println!("\n{}", out::bold("Tools"));
         for t in &tools {
-            println!("  {}  {}", out::s(t, "name"), truncate(&out::s(t, "description"), 70));
+            println!(
+                "  {}  {}",
+                out::s(t, "name"),
+                truncate(&out::s(t, "description"), 70)
+            );
         }
     }
     let secrets = secret_inputs(server);
     if !secrets.is_empty() {
         println!("\n{}", out::bold("Secrets"));
         for (n, d, req) in &secrets {
-            println!(
-                "  {n}{}  {d}",
-                if *req { " (required)" } else { "" }
-            );
+            println!("  {n}{}  {d}", if *req { " (required)" } else { "" });
         }
     }
     let vs: Vec<String> = versions["versions"]

@@ -60,7 +60,12 @@ enum Sent {
 }
 
 impl Bridge {
-    fn post(&self, body: &Value, session: Option<&str>, protocol: Option<&str>) -> reqwest::RequestBuilder {
+    fn post(
+        &self,
+        body: &Value,
+        session: Option<&str>,
+        protocol: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut r = self
             .http
             .post(&self.url)
@@ -86,7 +91,9 @@ impl Bridge {
     fn fail(&self, msg: &Value, text: String) {
         log(&text);
         if let Some(id) = msg.get("id").filter(|_| msg.get("method").is_some()) {
-            self.emit(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": text}}));
+            self.emit(
+                &json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32603, "message": text}}),
+            );
         }
     }
 
@@ -139,10 +146,17 @@ impl Bridge {
             let s = self.session.lock().await;
             (s.id.clone(), s.protocol.clone())
         };
-        let r = match self.post(msg, sid.as_deref(), proto.as_deref()).send().await {
+        let r = match self
+            .post(msg, sid.as_deref(), proto.as_deref())
+            .send()
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
-                self.fail(msg, format!("cannot reach the gateway at {}: {e}", self.url));
+                self.fail(
+                    msg,
+                    format!("cannot reach the gateway at {}: {e}", self.url),
+                );
                 return Sent::Done;
             }
         };
@@ -180,7 +194,10 @@ impl Bridge {
         let r = match self.post(msg, None, None).send().await {
             Ok(r) => r,
             Err(e) => {
-                self.fail(msg, format!("cannot reach the gateway at {}: {e}", self.url));
+                self.fail(
+                    msg,
+                    format!("cannot reach the gateway at {}: {e}", self.url),
+                );
                 return;
             }
         };
@@ -201,7 +218,9 @@ impl Bridge {
         let sid = header(&r, "mcp-session-id");
         match self.relay(r).await {
             Ok(Some(res)) => {
-                s.protocol = res["result"]["protocolVersion"].as_str().map(str::to_string);
+                s.protocol = res["result"]["protocolVersion"]
+                    .as_str()
+                    .map(str::to_string);
             }
             Ok(None) => {}
             Err(e) => self.fail(msg, format!("the gateway's answer broke off: {e}")),
@@ -309,7 +328,10 @@ impl Bridge {
                 sent = self.send(&msg).await;
             }
             if matches!(sent, Sent::Expired) {
-                self.fail(&msg, "the gateway session expired and could not be renewed".into());
+                self.fail(
+                    &msg,
+                    "the gateway session expired and could not be renewed".into(),
+                );
             }
         }
         if method == "notifications/initialized" {

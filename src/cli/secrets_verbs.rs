@@ -63,7 +63,9 @@ pub async fn run(a: SecretsArgs) -> anyhow::Result<()> {
             api.require_key()?;
             let value = match value {
                 Some(v) => {
-                    out::warn("--value puts the secret in your shell history; prefer the prompt or --value-stdin");
+                    out::warn(
+                        "--value puts the secret in your shell history; prefer the prompt or --value-stdin",
+                    );
                     v
                 }
                 None if value_stdin => out::read_stdin_value()?,
@@ -80,15 +82,15 @@ pub async fn run(a: SecretsArgs) -> anyhow::Result<()> {
             let created = match api.post(&format!("/secrets{q}"), &body).await {
                 Ok(_) => true,
                 Err(e)
-                    if e
-                        .downcast_ref::<ServerError>()
+                    if e.downcast_ref::<ServerError>()
                         .is_some_and(|s| s.code == "conflict") =>
                 {
                     let mut upd = json!({"value": body["value"].take()});
                     if let Some(d) = description {
                         upd["description"] = d.into();
                     }
-                    api.put(&format!("/secrets/{}{q}", enc(&name)), &upd).await?;
+                    api.put(&format!("/secrets/{}{q}", enc(&name)), &upd)
+                        .await?;
                     false
                 }
                 Err(e) => return Err(e),
@@ -104,7 +106,9 @@ pub async fn run(a: SecretsArgs) -> anyhow::Result<()> {
         SecretsCmd::Ls { common, team } => {
             let api = Api::connect(&common)?;
             api.require_key()?;
-            let r = api.get(&format!("/secrets{}", team_query(team.as_deref()))).await?;
+            let r = api
+                .get(&format!("/secrets{}", team_query(team.as_deref())))
+                .await?;
             if common.json {
                 out::json(&r);
                 return Ok(());
@@ -126,14 +130,21 @@ pub async fn run(a: SecretsArgs) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            out::table(&["NAME", "VERSION", "UPDATED", "LAST USED", "DESCRIPTION"], &rows);
+            out::table(
+                &["NAME", "VERSION", "UPDATED", "LAST USED", "DESCRIPTION"],
+                &rows,
+            );
             Ok(())
         }
         SecretsCmd::Rm { common, name, team } => {
             let api = Api::connect(&common)?;
             api.require_key()?;
-            api.delete(&format!("/secrets/{}{}", enc(&name), team_query(team.as_deref())))
-                .await?;
+            api.delete(&format!(
+                "/secrets/{}{}",
+                enc(&name),
+                team_query(team.as_deref())
+            ))
+            .await?;
             if common.json {
                 out::json(&json!({"name": name, "deleted": true}));
             } else {

@@ -39,7 +39,12 @@ pub async fn sigil(cfg: &Path, args: &[&str], stdin: Option<&str>) -> Out {
     sigil_env(cfg, args, stdin, &[]).await
 }
 
-pub async fn sigil_env(cfg: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Out {
+pub async fn sigil_env(
+    cfg: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Out {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
     cmd.args(args)
         .env("SIGIL_CONFIG_DIR", cfg)
@@ -78,7 +83,12 @@ fn assert_clean_error(o: &Out) {
 }
 
 pub async fn login(app: &TestApp, cfg: &Path) {
-    let o = sigil(cfg, &["login", "--server", &app.base], Some(&format!("{}\n", app.admin_key))).await;
+    let o = sigil(
+        cfg,
+        &["login", "--server", &app.base],
+        Some(&format!("{}\n", app.admin_key)),
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
 }
 
@@ -90,18 +100,36 @@ async fn login_whoami_logout_and_error_shapes() {
 
     let o = sigil(c, &["whoami", "--server", &app.base], None).await;
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("not logged in") && o.stderr.contains("hint: run `sigil login"), "{o:?}");
+    assert!(
+        o.stderr.contains("not logged in") && o.stderr.contains("hint: run `sigil login"),
+        "{o:?}"
+    );
 
-    let o = sigil(c, &["login", "--server", &app.base], Some("sgl_not-a-real-key\n")).await;
+    let o = sigil(
+        c,
+        &["login", "--server", &app.base],
+        Some("sgl_not-a-real-key\n"),
+    )
+    .await;
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("error: ") && (o.stderr.contains("[unauthorized]") || o.stderr.contains("[invalid_api_key]")), "{o:?}");
-    assert!(!o.stderr.contains("sgl_not-a-real-key"), "the key is not echoed: {o:?}");
+    assert!(
+        o.stderr.contains("error: ")
+            && (o.stderr.contains("[unauthorized]") || o.stderr.contains("[invalid_api_key]")),
+        "{o:?}"
+    );
+    assert!(
+        !o.stderr.contains("sgl_not-a-real-key"),
+        "the key is not echoed: {o:?}"
+    );
     assert_clean_error(&o);
 
     login(&app, c).await;
     let creds = c.join("credentials.toml");
     let text = std::fs::read_to_string(&creds).unwrap();
-    assert!(text.contains(&app.admin_key) && text.contains(&app.base), "{text}");
+    assert!(
+        text.contains(&app.admin_key) && text.contains(&app.base),
+        "{text}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -112,7 +140,10 @@ async fn login_whoami_logout_and_error_shapes() {
     // The saved profile is the default server.
     let o = sigil(c, &["whoami"], None).await;
     assert_eq!(o.code, 0, "{o:?}");
-    assert!(o.stdout.contains("admin") && o.stdout.contains(&app.base), "{o:?}");
+    assert!(
+        o.stdout.contains("admin") && o.stdout.contains(&app.base),
+        "{o:?}"
+    );
     let o = sigil(c, &["whoami", "--json"], None).await;
     assert_eq!(o.json()["username"], "admin", "{o:?}");
     // SIGIL_API_KEY wins over the profile.
@@ -137,7 +168,10 @@ async fn login_whoami_logout_and_error_shapes() {
     // Unreachable server: a hint, not a stack.
     let o = sigil(c, &["search", "x", "--server", "http://127.0.0.1:9"], None).await;
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("cannot reach") && o.stderr.contains("hint:"), "{o:?}");
+    assert!(
+        o.stderr.contains("cannot reach") && o.stderr.contains("hint:"),
+        "{o:?}"
+    );
 
     let o = sigil(c, &["logout"], None).await;
     assert_eq!(o.code, 0, "{o:?}");
@@ -146,7 +180,10 @@ async fn login_whoami_logout_and_error_shapes() {
 
     let o = sigil(c, &["completions", "bash"], None).await;
     assert_eq!(o.code, 0);
-    assert!(o.stdout.contains("sigil") && o.stdout.contains("complete"), "{o:?}");
+    assert!(
+        o.stdout.contains("sigil") && o.stdout.contains("complete"),
+        "{o:?}"
+    );
     app.stop().await;
 }
 
@@ -165,13 +202,20 @@ async fn publish_search_info_secrets_keys_install() {
     std::fs::write(&bad, "name: x\nversion: latest\ntools: 3\n").unwrap();
     let o = sigil(c, &["publish", "--dry-run", bad.to_str().unwrap()], None).await;
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("version:") && o.stderr.contains("description"), "issues with paths: {o:?}");
+    assert!(
+        o.stderr.contains("version:") && o.stderr.contains("description"),
+        "issues with paths: {o:?}"
+    );
 
     let o = sigil(c, &["publish", "--dry-run", m], None).await;
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("is valid"), "{o:?}");
     let o = sigil(c, &["search", "weather", "--json"], None).await;
-    assert_eq!(o.json()["results"].as_array().unwrap().len(), 0, "dry run sent nothing");
+    assert_eq!(
+        o.json()["results"].as_array().unwrap().len(),
+        0,
+        "dry run sent nothing"
+    );
 
     let o = sigil(c, &["publish", m], None).await;
     assert_eq!(o.code, 0, "{o:?}");
@@ -183,11 +227,19 @@ async fn publish_search_info_secrets_keys_install() {
     let o = sigil(c, &["search", "weather", "--json"], None).await;
     assert_eq!(o.json()["results"][0]["name"], "admin/weather", "{o:?}");
     let o = sigil(c, &["search", "forecast"], None).await;
-    assert!(o.stdout.starts_with("NAME") && o.stdout.contains("admin/weather"), "{o:?}");
+    assert!(
+        o.stdout.starts_with("NAME") && o.stdout.contains("admin/weather"),
+        "{o:?}"
+    );
 
     let o = sigil(c, &["info", "admin/weather"], None).await;
     assert_eq!(o.code, 0, "{o:?}");
-    for want in ["get_current", "OPENWEATHER_API_KEY (required)", "1.2.0", "sigil install admin/weather"] {
+    for want in [
+        "get_current",
+        "OPENWEATHER_API_KEY (required)",
+        "1.2.0",
+        "sigil install admin/weather",
+    ] {
         assert!(o.stdout.contains(want), "{want}: {o:?}");
     }
     let o = sigil(c, &["info", "admin/weather@1.2.0", "--json"], None).await;
@@ -196,29 +248,106 @@ async fn publish_search_info_secrets_keys_install() {
     // Install before the secret is set: written, with warnings saying what to do.
     let vs = work.path().join("vscode-mcp.json");
     std::fs::write(&vs, "// mine\n{\n  \"servers\": {}\n}\n").unwrap();
-    let o = sigil(c, &["install", "admin/weather", "--client", "vscode", "--config-file", vs.to_str().unwrap()], None).await;
+    let o = sigil(
+        c,
+        &[
+            "install",
+            "admin/weather",
+            "--client",
+            "vscode",
+            "--config-file",
+            vs.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
-    assert!(o.stderr.contains("sigil secrets set OPENWEATHER_API_KEY"), "{o:?}");
+    assert!(
+        o.stderr.contains("sigil secrets set OPENWEATHER_API_KEY"),
+        "{o:?}"
+    );
     assert!(o.stderr.contains("not deployed yet"), "{o:?}");
     let text = std::fs::read_to_string(&vs).unwrap();
-    assert!(text.starts_with("// mine\n") && text.contains(&format!("{}/mcp/admin/weather", app.base)), "{text}");
+    assert!(
+        text.starts_with("// mine\n") && text.contains(&format!("{}/mcp/admin/weather", app.base)),
+        "{text}"
+    );
     assert!(text.contains(&format!("Bearer {}", app.admin_key)));
-    assert!(work.path().join("vscode-mcp.json.sigil-bak").exists(), "backup written");
-    let o = sigil(c, &["install", "admin/weather", "--client", "vscode", "--config-file", vs.to_str().unwrap()], None).await;
+    assert!(
+        work.path().join("vscode-mcp.json.sigil-bak").exists(),
+        "backup written"
+    );
+    let o = sigil(
+        c,
+        &[
+            "install",
+            "admin/weather",
+            "--client",
+            "vscode",
+            "--config-file",
+            vs.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
     assert!(o.stdout.contains("already"), "{o:?}");
-    let o = sigil(c, &["uninstall", "admin/weather", "--client", "vscode", "--config-file", vs.to_str().unwrap()], None).await;
+    let o = sigil(
+        c,
+        &[
+            "uninstall",
+            "admin/weather",
+            "--client",
+            "vscode",
+            "--config-file",
+            vs.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
-    assert_eq!(std::fs::read_to_string(&vs).unwrap(), "// mine\n{\n  \"servers\": {}\n}\n");
-    let o = sigil(c, &["install", "admin/weather", "--client", "codex", "--print"], None).await;
+    assert_eq!(
+        std::fs::read_to_string(&vs).unwrap(),
+        "// mine\n{\n  \"servers\": {}\n}\n"
+    );
+    let o = sigil(
+        c,
+        &["install", "admin/weather", "--client", "codex", "--print"],
+        None,
+    )
+    .await;
     assert!(o.stdout.contains("[mcp_servers.weather]"), "{o:?}");
-    let o = sigil(c, &["install", "admin/weather", "--client", "claude-desktop", "--print"], None).await;
-    assert!(o.stdout.contains("\"run\"") && o.stdout.contains("admin/weather"), "{o:?}");
+    let o = sigil(
+        c,
+        &[
+            "install",
+            "admin/weather",
+            "--client",
+            "claude-desktop",
+            "--print",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        o.stdout.contains("\"run\"") && o.stdout.contains("admin/weather"),
+        "{o:?}"
+    );
 
     // Secrets: from stdin, never printed; a second set updates.
-    let o = sigil(c, &["secrets", "set", "OPENWEATHER_API_KEY", "--value-stdin"], Some("s3cret-value-1\n")).await;
+    let o = sigil(
+        c,
+        &["secrets", "set", "OPENWEATHER_API_KEY", "--value-stdin"],
+        Some("s3cret-value-1\n"),
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
     assert!(o.stdout.contains("Created"), "{o:?}");
-    let o = sigil(c, &["secrets", "set", "OPENWEATHER_API_KEY", "--value-stdin"], Some("s3cret-value-2")).await;
+    let o = sigil(
+        c,
+        &["secrets", "set", "OPENWEATHER_API_KEY", "--value-stdin"],
+        Some("s3cret-value-2"),
+    )
+    .await;
     assert!(o.stdout.contains("Updated"), "{o:?}");
     let o = sigil(c, &["secrets", "ls", "--json"], None).await;
     assert_eq!(o.json()["secrets"][0]["name"], "OPENWEATHER_API_KEY");
@@ -227,7 +356,10 @@ async fn publish_search_info_secrets_keys_install() {
     let o = sigil(c, &["secrets", "set", "X_TOKEN", "--value", "v"], None).await;
     assert!(o.stderr.contains("shell history"), "{o:?}");
     let o = sigil(c, &["secrets", "ls"], None).await;
-    assert!(o.stdout.contains("X_TOKEN") && o.stdout.starts_with("NAME"), "{o:?}");
+    assert!(
+        o.stdout.contains("X_TOKEN") && o.stdout.starts_with("NAME"),
+        "{o:?}"
+    );
     let o = sigil(c, &["secrets", "rm", "X_TOKEN"], None).await;
     assert_eq!(o.code, 0, "{o:?}");
     let o = sigil(c, &["secrets", "rm", "X_TOKEN"], None).await;
@@ -271,7 +403,12 @@ async fn init_writes_manifests_that_publish_accepts() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/init");
     let work = tempfile::tempdir().unwrap();
     for (repo, name, secret, setting) in [
-        ("node", "weather-mcp", "WEATHER_API_KEY", Some("WEATHER_UNITS")),
+        (
+            "node",
+            "weather-mcp",
+            "WEATHER_API_KEY",
+            Some("WEATHER_UNITS"),
+        ),
         ("python", "notes-mcp", "NOTES_SYNC_TOKEN", Some("NOTES_DIR")),
         ("rust", "git_mcp", "GITHUB_TOKEN", None),
     ] {
@@ -282,11 +419,20 @@ async fn init_writes_manifests_that_publish_accepts() {
         assert_eq!(o.code, 0, "{repo}: {o:?}");
         let y = std::fs::read_to_string(d.join("mcp.yaml")).unwrap();
         assert!(y.contains(&format!("name: \"{name}\"")), "{repo}:\n{y}");
-        assert!(y.contains(&format!("- name: {secret}")), "{repo}: secret guessed:\n{y}");
+        assert!(
+            y.contains(&format!("- name: {secret}")),
+            "{repo}: secret guessed:\n{y}"
+        );
         if let Some(s) = setting {
-            assert!(y.contains(&format!("config:\n  - name: {s}")), "{repo}: setting:\n{y}");
+            assert!(
+                y.contains(&format!("config:\n  - name: {s}")),
+                "{repo}: setting:\n{y}"
+            );
         }
-        assert!(!y.contains("NODE_ENV") && !y.contains("RUST_LOG"), "{repo}: noise kept:\n{y}");
+        assert!(
+            !y.contains("NODE_ENV") && !y.contains("RUST_LOG"),
+            "{repo}: noise kept:\n{y}"
+        );
         let o = sigil(c, &["publish", "--dry-run", ds], None).await;
         assert_eq!(o.code, 0, "{repo}: publish --dry-run rejects:\n{y}\n{o:?}");
         // Never overwrites without --force.

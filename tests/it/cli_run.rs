@@ -58,13 +58,18 @@ async fn stdio_client(deps: &Path, base: &str, name: &str, key: &str, ops: Value
 }
 
 fn text_of(r: &Value) -> String {
-    r["result"]["content"][0]["text"].as_str().unwrap_or_default().to_string()
+    r["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
 async fn sdk_stdio_client_through_sigil_run_with_session_renewal() {
     let Some(deps) = test_deps() else {
-        eprintln!("skipped: server-everything and the MCP SDK are not installed (run tests/run.sh)");
+        eprintln!(
+            "skipped: server-everything and the MCP SDK are not installed (run tests/run.sh)"
+        );
         return;
     };
     if !have_node() {
@@ -124,16 +129,33 @@ async fn sdk_stdio_client_through_sigil_run_with_session_renewal() {
     assert_eq!(o.code, 0, "{o:?}");
     let dep = o.json();
     let id = dep["id"].as_str().unwrap().to_string();
-    assert!(["ready", "running"].contains(&dep["status"].as_str().unwrap()), "{dep}");
+    assert!(
+        ["ready", "running"].contains(&dep["status"].as_str().unwrap()),
+        "{dep}"
+    );
     let o = sigil(c, &["deployments"], None).await;
-    assert!(o.stdout.contains(&id) && o.stdout.contains("server-everything@2026.8.31"), "{o:?}");
+    assert!(
+        o.stdout.contains(&id) && o.stdout.contains("server-everything@2026.8.31"),
+        "{o:?}"
+    );
 
     // Without the secret the bridge answers initialize with an error naming the fix.
     let report = stdio_client(&deps, &app.base, name, &app.admin_key, json!([])).await;
     assert_eq!(report["ok"], false, "{report}");
-    assert!(report["error"].as_str().unwrap().contains("sigil secrets set EVERYTHING_TOKEN"), "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("sigil secrets set EVERYTHING_TOKEN"),
+        "{report}"
+    );
 
-    let o = sigil(c, &["secrets", "set", "EVERYTHING_TOKEN", "--value-stdin"], Some("tok-1")).await;
+    let o = sigil(
+        c,
+        &["secrets", "set", "EVERYTHING_TOKEN", "--value-stdin"],
+        Some("tok-1"),
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
     let ops = json!([
         {"op": "list"},
@@ -145,15 +167,36 @@ async fn sdk_stdio_client_through_sigil_run_with_session_renewal() {
     let report = stdio_client(&deps, &app.base, name, &app.admin_key, ops).await;
     assert_eq!(report["ok"], true, "{report}");
     let res = &report["results"];
-    let tools: Vec<&str> = res[0]["tools"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
-    assert!(tools.contains(&"echo") && tools.contains(&"get-sum"), "{report}");
+    let tools: Vec<&str> = res[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(
+        tools.contains(&"echo") && tools.contains(&"get-sum"),
+        "{report}"
+    );
     assert!(text_of(&res[1]).contains("hello bridge"), "{report}");
-    assert!(res[2]["status"].as_u64().is_some_and(|s| s < 300), "session ended: {report}");
-    assert!(text_of(&res[3]).contains("42"), "call after expiry: {report}");
+    assert!(
+        res[2]["status"].as_u64().is_some_and(|s| s < 300),
+        "session ended: {report}"
+    );
+    assert!(
+        text_of(&res[3]).contains("42"),
+        "call after expiry: {report}"
+    );
     assert!(text_of(&res[4]).contains("still here"), "{report}");
     let stderr = report["stderr"].as_str().unwrap();
-    assert!(stderr.contains("renewed as"), "renewed transparently: {stderr}");
-    assert_eq!(report["server"]["name"].as_str().map(|s| !s.is_empty()), Some(true), "{report}");
+    assert!(
+        stderr.contains("renewed as"),
+        "renewed transparently: {stderr}"
+    );
+    assert_eq!(
+        report["server"]["name"].as_str().map(|s| !s.is_empty()),
+        Some(true),
+        "{report}"
+    );
 
     // Stdin closing ends the bridge, exit 0, nothing but JSON-RPC on stdout.
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
@@ -169,7 +212,10 @@ async fn sdk_stdio_client_through_sigil_run_with_session_renewal() {
     let mut stdin = child.stdin.take().unwrap();
     let init = json!({"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
-    stdin.write_all(format!("{init}\n").as_bytes()).await.unwrap();
+    stdin
+        .write_all(format!("{init}\n").as_bytes())
+        .await
+        .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await

@@ -60,12 +60,22 @@ fn every_writer_matches_its_golden_files() {
             );
             // A new key replaces the entry instead of adding one.
             let rekeyed = c.install(&once, &entry("sgl_OTHER")).unwrap();
-            assert!(rekeyed.contains("sgl_OTHER") && !rekeyed.contains("sgl_TESTKEY") || c.spawns_only(), "{l}: {rekeyed}");
-            assert_eq!(rekeyed.matches("sigil.example/mcp").count(), once.matches("sigil.example/mcp").count());
+            assert!(
+                rekeyed.contains("sgl_OTHER") && !rekeyed.contains("sgl_TESTKEY")
+                    || c.spawns_only(),
+                "{l}: {rekeyed}"
+            );
+            assert_eq!(
+                rekeyed.matches("sigil.example/mcp").count(),
+                once.matches("sigil.example/mcp").count()
+            );
             let (gone, had) = c.uninstall(&once, &e.key, &e.package).unwrap();
             assert!(had, "{l}/{case}");
             golden(&format!("{l}.{case}.uninstalled"), &gone);
-            assert!(!gone.contains("acme/weather") && !gone.contains("sgl_TESTKEY"), "{l}/{case}: {gone}");
+            assert!(
+                !gone.contains("acme/weather") && !gone.contains("sgl_TESTKEY"),
+                "{l}/{case}: {gone}"
+            );
             let (again, had) = c.uninstall(&gone, &e.key, &e.package).unwrap();
             assert!(!had);
             assert_eq!(again, gone);
@@ -81,12 +91,24 @@ fn every_writer_matches_its_golden_files() {
 fn comments_and_other_entries_survive() {
     let e = entry("sgl_TESTKEY");
     let vs = Client::Vscode.install(&others(Client::Vscode), &e).unwrap();
-    for kept in ["// VS Code", "// GitHub's remote server", "/* a local one */", "// remote", "\"memory\""] {
+    for kept in [
+        "// VS Code",
+        "// GitHub's remote server",
+        "/* a local one */",
+        "// remote",
+        "\"memory\"",
+    ] {
         assert!(vs.contains(kept), "{kept} lost:\n{vs}");
     }
-    assert!(vs.contains("\t\t\"weather\": {\n\t\t\t\"headers\": {"), "uses the file's tabs:\n{vs}");
+    assert!(
+        vs.contains("\t\t\"weather\": {\n\t\t\t\"headers\": {"),
+        "uses the file's tabs:\n{vs}"
+    );
     let cx = Client::Codex.install(&others(Client::Codex), &e).unwrap();
-    assert!(cx.contains("# local docs server") && cx.contains("[mcp_servers.weather]"), "{cx}");
+    assert!(
+        cx.contains("# local docs server") && cx.contains("[mcp_servers.weather]"),
+        "{cx}"
+    );
     // An entry of the same name that Sigil did not write is neither replaced nor removed.
     let foreign = "{\"mcpServers\": {\"weather\": {\"command\": \"old-weather\"}}}";
     for c in [Client::Cursor, Client::Cline, Client::ClaudeDesktop] {
@@ -99,7 +121,10 @@ fn comments_and_other_entries_survive() {
     let mut renamed = e.clone();
     renamed.key = "weather-sigil".into();
     let both = Client::Cursor.install(foreign, &renamed).unwrap();
-    assert!(both.contains("old-weather") && both.contains("weather-sigil"), "{both}");
+    assert!(
+        both.contains("old-weather") && both.contains("weather-sigil"),
+        "{both}"
+    );
 }
 
 #[test]
@@ -133,26 +158,59 @@ fn config_paths_per_os_and_scope() {
     use Os::*;
     use Scope::*;
     let cases = [
-        (ClaudeDesktop, User, Linux, "/h/.config/Claude/claude_desktop_config.json"),
-        (ClaudeDesktop, User, Mac, "/h/Library/Application Support/Claude/claude_desktop_config.json"),
-        (ClaudeDesktop, User, Windows, "C:/AppData/Claude/claude_desktop_config.json"),
+        (
+            ClaudeDesktop,
+            User,
+            Linux,
+            "/h/.config/Claude/claude_desktop_config.json",
+        ),
+        (
+            ClaudeDesktop,
+            User,
+            Mac,
+            "/h/Library/Application Support/Claude/claude_desktop_config.json",
+        ),
+        (
+            ClaudeDesktop,
+            User,
+            Windows,
+            "C:/AppData/Claude/claude_desktop_config.json",
+        ),
         (ClaudeCode, User, Linux, "/h/.claude.json"),
         (ClaudeCode, Project, Linux, "/p/.mcp.json"),
         (Cursor, User, Mac, "/h/.cursor/mcp.json"),
         (Cursor, Project, Windows, "/p/.cursor/mcp.json"),
         (Vscode, User, Linux, "/h/.config/Code/User/mcp.json"),
-        (Vscode, User, Mac, "/h/Library/Application Support/Code/User/mcp.json"),
+        (
+            Vscode,
+            User,
+            Mac,
+            "/h/Library/Application Support/Code/User/mcp.json",
+        ),
         (Vscode, User, Windows, "C:/AppData/Code/User/mcp.json"),
         (Vscode, Project, Linux, "/p/.vscode/mcp.json"),
-        (Windsurf, User, Linux, "/h/.codeium/windsurf/mcp_config.json"),
+        (
+            Windsurf,
+            User,
+            Linux,
+            "/h/.codeium/windsurf/mcp_config.json",
+        ),
         (Gemini, User, Linux, "/h/.gemini/settings.json"),
         (Gemini, Project, Linux, "/p/.gemini/settings.json"),
         (Codex, User, Linux, "/h/.codex/config.toml"),
-        (Cline, User, Linux, "/h/.config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json"),
+        (
+            Cline,
+            User,
+            Linux,
+            "/h/.config/Code/User/globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json",
+        ),
     ];
     for (c, s, os, want) in cases {
         assert_eq!(at(c, s, os), want, "{c:?} {s:?} {os:?}");
     }
-    assert!(at(ClaudeDesktop, Project, Linux).starts_with("error: claude-desktop has no project config"));
+    assert!(
+        at(ClaudeDesktop, Project, Linux)
+            .starts_with("error: claude-desktop has no project config")
+    );
     assert!(at(Codex, Project, Linux).starts_with("error:"));
 }

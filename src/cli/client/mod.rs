@@ -270,7 +270,8 @@ pub fn split_version(spec: &str) -> (String, Option<String>) {
 
 /// `?team=T` when a team is given.
 pub fn team_query(team: Option<&str>) -> String {
-    team.map(|t| format!("?team={}", enc(t))).unwrap_or_default()
+    team.map(|t| format!("?team={}", enc(t)))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -39,7 +39,8 @@ pub fn config_dir() -> anyhow::Result<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d).join("sigil"));
     }
-    let home = home_dir().context("cannot find the home directory (set HOME or SIGIL_CONFIG_DIR)")?;
+    let home =
+        home_dir().context("cannot find the home directory (set HOME or SIGIL_CONFIG_DIR)")?;
     Ok(home.join(".config").join("sigil"))
 }
 

@@ -205,7 +205,9 @@ fn line_indent(text: &str, pos: usize) -> String {
 fn indent_unit(text: &str, root: &Node) -> String {
     if let Some(m) = root.members.as_ref().and_then(|m| m.first()) {
         let ind = line_indent(text, m.key_start);
-        let on_own_line = text[..m.key_start].trim_end_matches([' ', '\t']).ends_with('\n');
+        let on_own_line = text[..m.key_start]
+            .trim_end_matches([' ', '\t'])
+            .ends_with('\n');
         if !ind.is_empty() && on_own_line {
             return ind;
         }
@@ -220,7 +222,13 @@ pub fn render(v: &Value, ind: &str, unit: &str) -> String {
             let inner = format!("{ind}{unit}");
             let items: Vec<String> = m
                 .iter()
-                .map(|(k, x)| format!("{inner}{}: {}", Value::String(k.clone()), render(x, &inner, unit)))
+                .map(|(k, x)| {
+                    format!(
+                        "{inner}{}: {}",
+                        Value::String(k.clone()),
+                        render(x, &inner, unit)
+                    )
+                })
                 .collect();
             format!("{{\n{}\n{ind}}}", items.join(",\n"))
         }
@@ -250,16 +258,29 @@ fn insert(text: &str, obj: &Node, key: &str, value: &Value, unit: &str) -> Strin
     match members.last() {
         Some(last) => {
             let ind = line_indent(text, members[0].key_start);
-            let item = format!(",\n{ind}{}: {}", Value::String(key.into()), render(value, &ind, unit));
+            let item = format!(
+                ",\n{ind}{}: {}",
+                Value::String(key.into()),
+                render(value, &ind, unit)
+            );
             splice(text, last.value.end, last.value.end, &item)
         }
         None => {
             let outer = line_indent(text, obj.start);
             let ind = format!("{outer}{unit}");
-            let item = format!("\n{ind}{}: {}", Value::String(key.into()), render(value, &ind, unit));
+            let item = format!(
+                "\n{ind}{}: {}",
+                Value::String(key.into()),
+                render(value, &ind, unit)
+            );
             let interior = &text[obj.start + 1..obj.end - 1];
             if interior.trim().is_empty() {
-                splice(text, obj.start + 1, obj.end - 1, &format!("{item}\n{outer}"))
+                splice(
+                    text,
+                    obj.start + 1,
+                    obj.end - 1,
+                    &format!("{item}\n{outer}"),
+                )
             } else {
                 // Only comments inside: keep them, add after.
                 splice(text, obj.end - 1, obj.end - 1, &format!("{item}\n{outer}"))
@@ -271,7 +292,11 @@ fn insert(text: &str, obj: &Node, key: &str, value: &Value, unit: &str) -> Strin
 /// Set `path… . key` to `value`, creating the objects on the path as needed. A blank
 /// document is taken for `{}`.
 pub fn set(text: &str, path: &[&str], key: &str, value: &Value) -> Result<String, JsoncError> {
-    let text = if text.trim().is_empty() { "{}\n".to_string() } else { text.to_string() };
+    let text = if text.trim().is_empty() {
+        "{}\n".to_string()
+    } else {
+        text.to_string()
+    };
     let root = parse(&text)?;
     let unit = indent_unit(&text, &root);
     let mut node = &root;
@@ -292,7 +317,12 @@ pub fn set(text: &str, path: &[&str], key: &str, value: &Value) -> Result<String
     Ok(match find(node, key) {
         Some(m) => {
             let ind = line_indent(&text, m.key_start);
-            splice(&text, m.value.start, m.value.end, &render(value, &ind, &unit))
+            splice(
+                &text,
+                m.value.start,
+                m.value.end,
+                &render(value, &ind, &unit),
+            )
         }
         None => insert(&text, node, key, value, &unit),
     })
@@ -351,7 +381,10 @@ mod tests {
         let orig = "{\n  // keep me\n  \"mcpServers\": {\n    \"a\": {\"command\": \"x\"}, /* and me */\n  },\n}\n";
         let v = json!({"url": "http://h/mcp"});
         let once = set(orig, &["mcpServers"], "b", &v).unwrap();
-        assert!(once.contains("// keep me") && once.contains("/* and me */"), "{once}");
+        assert!(
+            once.contains("// keep me") && once.contains("/* and me */"),
+            "{once}"
+        );
         assert_eq!(set(&once, &["mcpServers"], "b", &v).unwrap(), once);
         let (back, had) = remove(&once, &["mcpServers"], "b").unwrap();
         assert!(had);

@@ -99,7 +99,9 @@ pub enum ClientError {
     Toml(String),
     #[error("{0} is not a table")]
     NotTable(String),
-    #[error("the config already has a server named {0:?} that Sigil did not write; choose another name with --as")]
+    #[error(
+        "the config already has a server named {0:?} that Sigil did not write; choose another name with --as"
+    )]
     Taken(String),
 }
 
@@ -169,7 +171,10 @@ impl Client {
             (Client::Codex, Scope::User) => p.home.join(".codex").join("config.toml"),
             (Client::Cline, Scope::User) => vscode_user()
                 .join("globalStorage/saoudrizwan.claude-dev/settings/cline_mcp_settings.json"),
-            (Client::ClaudeDesktop | Client::Windsurf | Client::Codex | Client::Cline, Scope::Project) => {
+            (
+                Client::ClaudeDesktop | Client::Windsurf | Client::Codex | Client::Cline,
+                Scope::Project,
+            ) => {
                 return Err(no_project());
             }
         })
@@ -210,7 +215,8 @@ impl Client {
     /// Whether an entry's text is one `sigil install` wrote for `package`: it points at
     /// the package's gateway URL or runs `sigil run PACKAGE`.
     fn is_ours(text: &str, package: &str) -> bool {
-        text.contains(&format!("/mcp/{package}\"")) || (text.contains("\"run\"") && text.contains(&format!("\"{package}\"")))
+        text.contains(&format!("/mcp/{package}\""))
+            || (text.contains("\"run\"") && text.contains(&format!("\"{package}\"")))
     }
 
     /// The config text after installing `e` (idempotent: the same entry twice is one).
@@ -224,7 +230,12 @@ impl Client {
         if self == Client::Codex {
             return codex_install(existing, e);
         }
-        Ok(jsonc::set(existing, self.servers_path(), &e.key, &self.entry(e))?)
+        Ok(jsonc::set(
+            existing,
+            self.servers_path(),
+            &e.key,
+            &self.entry(e),
+        )?)
     }
 
     /// The config text without entry `key` for `package`, and whether it was there.
@@ -257,7 +268,13 @@ pub fn entry_key(package: &str) -> String {
     let last = package.rsplit('/').next().unwrap_or(package);
     let k: String = last
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if k.is_empty() { "sigil".into() } else { k }
 }
@@ -299,5 +316,12 @@ fn codex_uninstall(existing: &str, key: &str) -> Result<(String, bool), ClientEr
         return Ok((existing.to_string(), false));
     };
     let had = servers.remove(key).is_some();
-    Ok((if had { doc.to_string() } else { existing.to_string() }, had))
+    Ok((
+        if had {
+            doc.to_string()
+        } else {
+            existing.to_string()
+        },
+        had,
+    ))
 }
