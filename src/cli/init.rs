@@ -5,8 +5,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use std::process::Stdio;
+use std::time::Duration;
+
 use anyhow::Context;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::client::{Common, hinted};
 use super::out;
@@ -21,6 +25,13 @@ pub struct InitArgs {
     /// Replace an existing mcp.yaml.
     #[arg(long)]
     pub force: bool,
+    /// Start the server locally and fill `tools` from its real `tools/list` (the command
+    /// after `--`, or a guess from the project: `node BIN`, `python3 -m PKG`, `cargo run`).
+    #[arg(long)]
+    pub introspect: bool,
+    /// The command that starts the server, for --introspect.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// What the project files told us.
@@ -33,6 +44,8 @@ struct Project {
     repository: Option<String>,
     /// The `package:` block, or the `command:` block, as YAML lines.
     run: Vec<String>,
+    /// How to start it locally for --introspect.
+    start: Vec<String>,
 }
 
 fn yq(s: &str) -> String {
@@ -76,7 +89,19 @@ fn from_package_json(text: &str) -> anyhow::Result<Project> {
     let v: Value = serde_json::from_str(text).context("package.json is not valid JSON")?;
     let name = v["name"].as_str().unwrap_or("my-server").to_string();
     let version = v["version"].as_str().unwrap_or("0.1.0").to_string();
+    let entry = match &v["bin"] {
+        Value::String(b) => Some(b.clone()),
+        Value::Object(m) => m
+            .values()
+            .next()
+            .and_then(|b| b.as_str())
+            .map(str::to_string),
+        _ => v["main"].as_str().map(str::to_string),
+    };
     Ok(Project {
+        start: entry
+            .map(|e| vec!["node".to_string(), e])
+            .unwrap_or_default(),
         kind: "Node (package.json)",
         name: bare_name(&name),
         version: version.clone(),
@@ -114,6 +139,7 @@ fn from_pyproject(text: &str) -> anyhow::Result<Project> {
         .and_then(|x| x.as_str())
         .and_then(|s| github_url(&Value::String(s.into())));
     Ok(Project {
+        start: vec!["python3".into(), "-m".into(), name.replace('-', "_")],
         kind: "Python (pyproject.toml)",
         name: bare_name(&name),
         version: version.clone(),
@@ -147,6 +173,7 @@ fn from_cargo_toml(text: &str) -> anyhow::Result<Project> {
         .map(str::to_string)
         .unwrap_or_else(|| name.clone());
     Ok(Project {
+        start: vec!["cargo".into(), "run".into(), "--quiet".into()],
         kind: "Rust (Cargo.toml)",
         name: bare_name(&name),
         version: get("version").unwrap_or_else(|| "0.1.0".into()),
@@ -184,6 +211,7 @@ fn from_server_json(text: &str) -> anyhow::Result<Project> {
         run.push(format!("  url: {}", yq(r["url"].as_str().unwrap_or(""))));
     }
     Ok(Project {
+        start: Vec::new(),
         kind: "server.json",
         // Keep its namespace: server.json names are already namespace/name.
         name,
@@ -313,7 +341,7 @@ fn is_secret(name: &str) -> bool {
     .any(|w| name.contains(w))
 }
 
-fn render(p: &Project, env: &BTreeSet<String>) -> String {
+fn render(p: &Project, env: &BTreeSet<String>, tools: &[Value]) -> String {
     let mut y = vec![
         "# mcp.yaml: written by `sigil init`; check it, then `sigil publish --dry-run`."
             .to_string(),
@@ -376,7 +404,28 @@ fn render(p: &Project, env: &BTreeSet<String>) -> String {
             y.push("    required: false".into());
         }
     }
-    y.push("# tools: filled by a `tools/list` of the running server; TODO if empty.".into());
+    if tools.is_empty() {
+        y.push(
+            "# tools: TODO, or run `sigil init --introspect --force` to list them from the".into(),
+        );
+        y.push("# running server. Clients see them before deploying.".into());
+    } else {
+        y.push("# From the server's tools/list (`sigil init --introspect`).".into());
+        y.push("tools:".into());
+        for t in tools {
+            y.push(format!(
+                "  - name: {}",
+                yq(t["name"].as_str().unwrap_or_default())
+            ));
+            if let Some(d) = t["description"].as_str() {
+                y.push(format!("    description: {}", yq(d)));
+            }
+            if t.get("inputSchema").is_some_and(|s| s.is_object()) {
+                // JSON is YAML: one flow mapping keeps the schema exact.
+                y.push(format!("    inputSchema: {}", t["inputSchema"]));
+            }
+        }
+    }
     y.join("\n") + "\n"
 }
 
@@ -390,7 +439,31 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     }
     let project = detect(&a.dir)?;
     let env = env_reads(&a.dir);
-    let text = render(&project, &env);
+    let tools = if a.introspect {
+        let cmd = if a.command.is_empty() {
+            project.start.clone()
+        } else {
+            a.command.clone()
+        };
+        if cmd.is_empty() {
+            return Err(hinted(
+                "cannot guess how to start this server",
+                "give the command after --: sigil init --introspect -- node server.js",
+            ));
+        }
+        let pb = out::spinner(&format!("starting `{}` for tools/list", cmd.join(" ")));
+        let t = tokio::time::timeout(Duration::from_secs(120), list_tools(&a.dir, &cmd)).await;
+        pb.finish_and_clear();
+        t.map_err(|_| {
+            hinted(
+                "the server did not answer tools/list within 120s",
+                "check that the command starts an MCP server on stdio",
+            )
+        })??
+    } else {
+        Vec::new()
+    };
+    let text = render(&project, &env, &tools);
     std::fs::write(&target, &text).with_context(|| format!("writing {}", target.display()))?;
     if a.common.json {
         out::json(&serde_json::json!({"file": target, "kind": project.kind, "name": project.name}));
@@ -404,4 +477,72 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         out::note("check the TODOs, then: sigil publish --dry-run");
     }
     Ok(())
+}
+
+/// Start the server over stdio, initialize, and page through `tools/list`.
+async fn list_tools(dir: &Path, cmd: &[String]) -> anyhow::Result<Vec<Value>> {
+    let mut child = tokio::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting `{}`", cmd.join(" ")))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    async fn ask(
+        stdin: &mut tokio::process::ChildStdin,
+        lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+        id: u64,
+        method: &str,
+        params: Value,
+    ) -> anyhow::Result<Value> {
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        stdin.write_all(format!("{msg}\n").as_bytes()).await?;
+        loop {
+            let Some(line) = lines.next_line().await? else {
+                anyhow::bail!("the server exited before answering {method}");
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["id"] == id {
+                if let Some(e) = v.get("error") {
+                    anyhow::bail!("{method} failed: {e}");
+                }
+                return Ok(v["result"].clone());
+            }
+        }
+    }
+    ask(
+        &mut stdin,
+        &mut lines,
+        1,
+        "initialize",
+        json!({
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "sigil-init", "version": env!("CARGO_PKG_VERSION")}}),
+    )
+    .await?;
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    stdin.write_all(format!("{note}\n").as_bytes()).await?;
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    for id in 2..50 {
+        let params = match &cursor {
+            Some(c) => json!({ "cursor": c }),
+            None => json!({}),
+        };
+        let r = ask(&mut stdin, &mut lines, id, "tools/list", params).await?;
+        tools.extend(r["tools"].as_array().cloned().unwrap_or_default());
+        cursor = r["nextCursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    drop(stdin);
+    let _ = child.kill().await;
+    Ok(tools)
 }

@@ -442,6 +442,48 @@ async fn init_writes_manifests_that_publish_accepts() {
         let o = sigil(c, &["init", "--dir", ds, "--force"], None).await;
         assert_eq!(o.code, 0, "{o:?}");
     }
+    // --introspect: the tools come from a real tools/list of the running server.
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        let d = work.path().join("node");
+        let server =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/server.mjs");
+        let o = sigil(
+            c,
+            &[
+                "init",
+                "--dir",
+                d.to_str().unwrap(),
+                "--force",
+                "--introspect",
+                "--",
+                "node",
+                server.to_str().unwrap(),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(o.code, 0, "{o:?}");
+        let y = std::fs::read_to_string(d.join("mcp.yaml")).unwrap();
+        assert!(
+            y.contains("tools:\n  - name: \"echo\"\n    description: \"Echo a message\""),
+            "{y}"
+        );
+        let o = sigil(
+            c,
+            &["publish", "--dry-run", d.to_str().unwrap(), "--json"],
+            None,
+        )
+        .await;
+        assert_eq!(o.code, 0, "{y}\n{o:?}");
+        let tools = &o.json()["server"]["_meta"]["dev.sigil/server"]["tools"];
+        assert_eq!(tools.as_array().map(|t| t.len()), Some(6), "{tools}");
+    } else {
+        eprintln!("skipped --introspect: node is not installed");
+    }
     let empty = work.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let o = sigil(c, &["init", "--dir", empty.to_str().unwrap()], None).await;
