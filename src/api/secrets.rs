@@ -11,16 +11,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, from_bytes_rejection, from_path_rejection};
+use super::error::{ApiError, from_path_rejection};
 use super::{blocking, views};
 use crate::app::App;
-use crate::error::ErrorCode;
 use crate::vault::SecretValue;
 
 #[derive(Deserialize)]
@@ -44,42 +43,7 @@ fn parse_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(from_bytes_rejection)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as JSON with Content-Type: application/json",
-        ));
-    }
-    serde_json::from_slice(&body).map_err(|e| {
-        use serde_json::error::Category;
-        let message = match e.classify() {
-            Category::Syntax | Category::Eof => format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-            // Only these name fields and nothing else; "invalid type/value" would quote data.
-            Category::Data => {
-                let m = e.to_string();
-                if m.starts_with("unknown field")
-                    || m.starts_with("missing field")
-                    || m.starts_with("duplicate field")
-                {
-                    m
-                } else {
-                    "a field has the wrong type".into()
-                }
-            }
-            Category::Io => "could not read the body".into(),
-        };
-        ApiError::new(ErrorCode::InvalidRequest, message).with_hint(SHAPE)
-    })
+    super::body::parse_json(headers, body, SHAPE)
 }
 
 pub async fn create(
