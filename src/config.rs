@@ -338,6 +338,13 @@ impl Config {
                 "max_body_bytes must be at least 1024".into(),
             ));
         }
+        let a = &c.auth;
+        if argon2_params_invalid(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism) {
+            return Err(ConfigError::Invalid(
+                "auth.argon2_*: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1"
+                    .into(),
+            ));
+        }
         c.mirrors = parsed.mirror;
         check_mirrors(&c.mirrors)?;
         Ok(c)
@@ -380,6 +387,12 @@ impl Config {
     pub fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
     }
+}
+
+fn argon2_params_invalid(memory_kib: u32, iterations: u32, parallelism: u32) -> bool {
+    iterations < 1
+        || !(1..=0xFF_FFFF).contains(&parallelism)
+        || memory_kib < 8 * parallelism
 }
 
 /// The whole file is the passphrase, minus one trailing line break.

@@ -9,18 +9,19 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, from_path_rejection};
+use super::error::{ApiError, from_path_rejection, from_query_rejection};
 use super::{blocking, views};
 use crate::app::App;
-use crate::vault::SecretValue;
+use crate::auth::Principal;
+use crate::vault::{OwnerId, SecretValue};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,23 +47,57 @@ fn parse_body<T: DeserializeOwned>(
     super::body::parse_json(headers, body, SHAPE)
 }
 
+/// `?team=NAME`: address a team's secrets instead of the caller's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamQuery {
+    team: Option<String>,
+}
+
+type TeamParam = Result<Query<TeamQuery>, QueryRejection>;
+
+/// The team's owner id when `?team=` is given: members may read, owners change (`manage`).
+fn team_owner(
+    app: &App,
+    who: &Principal,
+    q: TeamParam,
+    manage: bool,
+) -> Result<Option<OwnerId>, ApiError> {
+    let Query(q) = q.map_err(from_query_rejection)?;
+    match q.team {
+        None => Ok(None),
+        Some(t) => Ok(Some(OwnerId(app.accounts.team_owner_id(who, &t, manage)?))),
+    }
+}
+
 pub async fn create(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
+    q: TeamParam,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: NewSecret = parse_body(&headers, body)?;
-    let info =
-        blocking(move || Ok(app.secrets.create(&who, &b.name, b.value, b.description)?)).await?;
+    let info = blocking(move || {
+        let team = team_owner(&app, &who, q, true)?;
+        Ok(app
+            .secrets
+            .create_in(&who, team.as_ref(), &b.name, b.value, b.description)?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(views::secret(&info))))
 }
 
 pub async fn list(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
+    q: TeamParam,
 ) -> Result<Json<Value>, ApiError> {
-    let all = blocking(move || Ok(app.secrets.list(&who)?)).await?;
+    let all = blocking(move || {
+        let team = team_owner(&app, &who, q, false)?;
+        Ok(app.secrets.list_in(&who, team.as_ref())?)
+    })
+    .await?;
     Ok(Json(
         json!({ "secrets": all.iter().map(views::secret).collect::<Vec<_>>() }),
     ))
@@ -72,9 +107,14 @@ pub async fn get(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     name: Result<Path<String>, PathRejection>,
+    q: TeamParam,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = name.map_err(from_path_rejection)?;
-    let info = blocking(move || Ok(app.secrets.get(&who, &name)?)).await?;
+    let info = blocking(move || {
+        let team = team_owner(&app, &who, q, false)?;
+        Ok(app.secrets.get_in(&who, team.as_ref(), &name)?)
+    })
+    .await?;
     Ok(Json(views::secret(&info)))
 }
 
@@ -82,13 +122,19 @@ pub async fn update(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     name: Result<Path<String>, PathRejection>,
+    q: TeamParam,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = name.map_err(from_path_rejection)?;
     let b: UpdateSecret = parse_body(&headers, body)?;
-    let info =
-        blocking(move || Ok(app.secrets.update(&who, &name, b.value, b.description)?)).await?;
+    let info = blocking(move || {
+        let team = team_owner(&app, &who, q, true)?;
+        Ok(app
+            .secrets
+            .update_in(&who, team.as_ref(), &name, b.value, b.description)?)
+    })
+    .await?;
     Ok(Json(views::secret(&info)))
 }
 
@@ -96,8 +142,13 @@ pub async fn delete(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     name: Result<Path<String>, PathRejection>,
+    q: TeamParam,
 ) -> Result<StatusCode, ApiError> {
     let Path(name) = name.map_err(from_path_rejection)?;
-    blocking(move || Ok(app.secrets.delete(&who, &name)?)).await?;
+    blocking(move || {
+        let team = team_owner(&app, &who, q, true)?;
+        Ok(app.secrets.delete_in(&who, team.as_ref(), &name)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
