@@ -215,9 +215,10 @@ pub fn validate_username(name: &str) -> Result<(), AuthError> {
     if ok {
         Ok(())
     } else {
-        Err(AuthError::Invalid(format!(
-            "name {name:?} must be 2–39 characters of a–z, 0–9 and '-', not starting or ending with '-'"
-        )))
+        // The name is not echoed: people paste passwords into the wrong field.
+        Err(AuthError::Invalid(
+            "user and team names must be 2–39 characters of a–z, 0–9 and '-', not starting or ending with '-'".into(),
+        ))
     }
 }
 

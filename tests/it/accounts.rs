@@ -426,3 +426,217 @@ async fn authorization_matrix_covers_every_route() {
     assert!(keys.iter().any(|k| k.id == w.bob_key_id && k.revoked_at.is_none()));
     w.app.stop().await;
 }
+
+async fn fast_app() -> TestApp {
+    TestApp::start_tweaked(|c| {
+        c.auth.argon2_memory_kib = 64;
+        c.auth.argon2_iterations = 1;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sessions_keys_users_and_teams_end_to_end() {
+    let app = fast_app().await;
+    let admin = Cred::Key(app.admin_key.clone());
+    let _ = app.member("alice").await;
+    let _ = app.member("bob").await;
+
+    // Login, session, CSRF, logout.
+    let (cookie, csrf) = login(&app, "alice", PASSWORD).await;
+    let s = Cred::Session(cookie.clone(), Some(csrf.clone()));
+    let r = call(&app, &s, "GET", "/api/v1/auth/session", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["csrf_token"], csrf.as_str());
+    assert_eq!(r.body["user"]["username"], "alice");
+    let r = call(&app, &s, "GET", "/api/v1/me", None).await;
+    for field in ["id", "username", "role", "disabled", "must_change_password", "namespaces", "teams", "scopes"] {
+        assert!(r.body.get(field).is_some(), "me lacks {field}: {}", r.body);
+    }
+    assert_eq!(r.body["scopes"].as_array().unwrap().len(), 6);
+    let r = call(&app, &Cred::Anonymous, "POST", "/api/v1/auth/login", Some(&Body::Json(json!({"username": "alice", "password": "wrong password here"})))).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    let r = call(&app, &Cred::Anonymous, "GET", "/api/v1/auth/session", None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    let r = call(&app, &Cred::Session(cookie.clone(), None), "POST", "/api/v1/auth/logout", None).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "csrf_failed"));
+    let r = call(&app, &s, "POST", "/api/v1/auth/logout", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(r.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let r = call(&app, &s, "GET", "/api/v1/me", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "logout revoked the session");
+
+    // Keys: scopes, expiry, deactivate/reactivate/delete, and no escalation.
+    let (cookie, csrf) = login(&app, "alice", PASSWORD).await;
+    let s = Cred::Session(cookie, Some(csrf));
+    let r = call(&app, &s, "POST", "/api/v1/keys", Some(&Body::Json(json!({"name": "ci", "scopes": ["read"], "expires_in_days": 7})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for field in ["id", "name", "prefix", "key", "scopes", "created_at", "expires_at"] {
+        assert!(!r.body[field].is_null(), "create key lacks {field}: {}", r.body);
+    }
+    let ci = Cred::Key(r.body["key"].as_str().unwrap().to_string());
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let r = call(&app, &ci, "POST", "/api/v1/keys", Some(&Body::Json(json!({"name": "up", "scopes": ["admin"]})))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a read key cannot mint keys");
+    assert_eq!(call(&app, &ci, "GET", "/api/v1/me", None).await.body["scopes"], json!(["read"]));
+    let r = call(&app, &s, "POST", &format!("/api/v1/keys/{id}/deactivate"), None).await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    assert_eq!(call(&app, &ci, "GET", "/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED);
+    let r = call(&app, &s, "POST", &format!("/api/v1/keys/{id}/reactivate"), None).await;
+    assert_eq!(r.body["active"], true);
+    assert_eq!(call(&app, &ci, "GET", "/api/v1/me", None).await.status, StatusCode::OK);
+    let r = call(&app, &s, "GET", "/api/v1/keys", None).await;
+    let listed = r.body["keys"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap().clone();
+    assert!(listed["last_used_at"].is_string(), "use shows before the flush: {listed}");
+    assert!(listed.get("key").is_none());
+    let r = call(&app, &s, "DELETE", &format!("/api/v1/keys/{id}"), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, &ci, "GET", "/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED);
+
+    // Teams: namespace, membership, team secrets.
+    let r = call(&app, &s, "POST", "/api/v1/teams", Some(&Body::Json(json!({"name": "acme"})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call(&app, &s, "POST", "/api/v1/teams/acme/members", Some(&Body::Json(json!({"username": "bob", "role": "member"})))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(&app, &s, "GET", "/api/v1/teams/acme", None).await;
+    assert_eq!(r.body["namespaces"], json!(["acme"]));
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+    let bob_key = app.app().accounts.create_key("bob", "t").unwrap().0;
+    let bob = Cred::Key(bob_key.clone());
+    let r = call(&app, &bob, "GET", "/api/v1/teams", None).await;
+    assert_eq!(r.body["teams"], json!([{"name": "acme", "role": "member"}]));
+    let r = app
+        .publish(Some(&bob_key), &command_manifest("acme/tool"), "application/yaml")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "a member publishes into the team namespace: {}", r.body);
+    let r = call(&app, &s, "POST", "/api/v1/secrets?team=acme", Some(&Body::Json(json!({"name": "TEAM_TOKEN", "value": "v"})))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call(&app, &bob, "GET", "/api/v1/secrets?team=acme", None).await;
+    assert_eq!(r.body["secrets"][0]["name"], "TEAM_TOKEN", "members see team secrets");
+    let r = call(&app, &bob, "DELETE", "/api/v1/secrets/TEAM_TOKEN?team=acme", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "only owners change them");
+    let r = call(&app, &bob, "GET", "/api/v1/secrets", None).await;
+    assert_eq!(r.body["secrets"], json!([]), "personal and team secrets are apart");
+
+    // User admin: reset, change own password, disable, enable, delete.
+    let r = call(&app, &admin, "POST", "/api/v1/users/bob/password", Some(&Body::Json(json!({"new_password": "reset by the admin"})))).await;
+    assert_eq!(r.body["must_change_password"], true, "{}", r.text);
+    let (bc, bt) = login(&app, "bob", "reset by the admin").await;
+    let bob_session = Cred::Session(bc, Some(bt));
+    let (bc2, bt2) = login(&app, "bob", "reset by the admin").await;
+    let other = Cred::Session(bc2, Some(bt2));
+    let r = call(&app, &bob_session, "POST", "/api/v1/me/password", Some(&Body::Json(json!({"current_password": "reset by the admin", "new_password": "bob's own password"})))).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(call(&app, &bob_session, "GET", "/api/v1/me", None).await.body["must_change_password"], false);
+    assert_eq!(call(&app, &other, "GET", "/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED, "other sessions end");
+    let r = call(&app, &admin, "POST", "/api/v1/users/bob/disable", None).await;
+    assert_eq!(r.body["disabled"], true);
+    assert_eq!(call(&app, &bob, "GET", "/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED, "keys stop at once");
+    assert_eq!(call(&app, &bob_session, "GET", "/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED, "sessions too");
+    let r = call(&app, &Cred::Anonymous, "POST", "/api/v1/auth/login", Some(&Body::Json(json!({"username": "bob", "password": "bob's own password"})))).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "account_disabled"));
+    call(&app, &admin, "POST", "/api/v1/users/bob/enable", None).await;
+    assert_eq!(call(&app, &bob, "GET", "/api/v1/me", None).await.status, StatusCode::OK);
+    let r = call(&app, &admin, "GET", "/api/v1/users", None).await;
+    assert_eq!(r.body["users"].as_array().unwrap().len(), 3);
+    let r = call(&app, &admin, "DELETE", "/api/v1/users/bob", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&app, &bob, "GET", "/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_with_retry_after() {
+    let app = fast_app().await;
+    let _ = app.member("carol").await;
+    let mut last = None;
+    for _ in 0..8 {
+        let r = call(&app, &Cred::Anonymous, "POST", "/api/v1/auth/login", Some(&Body::Json(json!({"username": "carol", "password": "guessing password"})))).await;
+        last = Some(r);
+    }
+    let r = last.unwrap();
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(secs >= 1);
+    // The right password does not get through either until the wait is over.
+    let r = call(&app, &Cred::Anonymous, "POST", "/api/v1/auth/login", Some(&Body::Json(json!({"username": "carol", "password": PASSWORD})))).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn no_password_session_csrf_or_key_leaks() {
+    let logs = crate::secrets::captured_logs();
+    let app = fast_app().await;
+    let admin = Cred::Key(app.admin_key.clone());
+    const PW: &str = "canary-PASSWORD-5d1e8f";
+    const PW2: &str = "canary-PASSWORD-new-77ab";
+    let mut seen: Vec<(String, Reply)> = Vec::new();
+    let bodies: Vec<(&str, Value)> = vec![
+        ("/api/v1/users", json!({"username": "dave", "password": PW})),
+        ("/api/v1/users", json!({"username": "dave", "password": PW})),
+        ("/api/v1/users", json!({"username": PW, "password": PW})),
+        ("/api/v1/users", json!({"username": "eve", "password": [PW]})),
+        ("/api/v1/users", json!({"username": "eve", "password": PW, "role": PW})),
+        ("/api/v1/users", json!({"username": "eve", "password": PW, PW: 1})),
+        ("/api/v1/users/dave/password", json!({"new_password": {"x": PW2}})),
+    ];
+    for (path, b) in bodies {
+        let r = call(&app, &admin, "POST", path, Some(&Body::Json(b))).await;
+        seen.push((format!("POST {path}"), r));
+    }
+    let r = call(&app, &admin, "POST", "/api/v1/users", Some(&Body::Raw("application/json", format!("{{\"username\":\"x\",\"password\":\"{PW}")))).await;
+    seen.push(("truncated".into(), r));
+    for (user, pw) in [("dave", "wrong password, long"), ("dave", PW), ("nobody", PW), ("dave", "")] {
+        let r = call(&app, &Cred::Anonymous, "POST", "/api/v1/auth/login", Some(&Body::Json(json!({"username": user, "password": pw})))).await;
+        seen.push((format!("login {user}"), r));
+    }
+    let r = call(&app, &Cred::Anonymous, "POST", "/api/v1/auth/login", Some(&Body::Json(json!({"username": "dave", "password": 5, "x": PW})))).await;
+    seen.push(("login bad shape".into(), r));
+    let (cookie, csrf) = login(&app, "dave", PW).await;
+    let s = Cred::Session(cookie.clone(), Some(csrf.clone()));
+    let r = call(&app, &s, "POST", "/api/v1/me/password", Some(&Body::Json(json!({"current_password": PW2, "new_password": PW})))).await;
+    seen.push(("change wrong current".into(), r));
+    let r = call(&app, &s, "POST", "/api/v1/me/password", Some(&Body::Json(json!({"current_password": PW, "new_password": PW2})))).await;
+    seen.push(("change".into(), r));
+    let r = call(&app, &Cred::Session(cookie.clone(), Some("wrong".into())), "POST", "/api/v1/keys", Some(&Body::Json(json!({"name": "x"})))).await;
+    seen.push(("bad csrf".into(), r));
+    let r = call(&app, &s, "POST", "/api/v1/keys", Some(&Body::Json(json!({"name": "k", "scopes": ["read"]})))).await;
+    let key = r.body["key"].as_str().unwrap().to_string();
+    let kc = Cred::Key(key.clone());
+    for (m, p) in [("GET", "/api/v1/me"), ("GET", "/api/v1/keys"), ("POST", "/api/v1/keys"), ("GET", "/api/v1/users")] {
+        let r = call(&app, &kc, m, p, Some(&Body::Json(json!({"name": "y"})))).await;
+        seen.push((format!("{m} {p} by key"), r));
+    }
+    let r = call(&app, &Cred::Key(format!("{key}x")), "GET", "/api/v1/me", None).await;
+    seen.push(("key typo".into(), r));
+    let r = call(&app, &admin, "POST", "/api/v1/users/dave/password", Some(&Body::Json(json!({"new_password": PW})))).await;
+    seen.push(("admin reset".into(), r));
+    let r = call(&app, &s, "POST", "/api/v1/auth/logout", None).await;
+    seen.push(("logout".into(), r));
+
+    let statuses: Vec<u16> = seen.iter().map(|(_, r)| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses,
+        [201, 409, 400, 400, 400, 400, 400, 400, 401, 200, 401, 401, 400, 403, 204, 403, 200, 200, 403, 403, 401, 200, 204],
+        "{:#?}",
+        seen.iter().map(|(w, r)| (w, r.status, &r.text)).collect::<Vec<_>>()
+    );
+    // Passwords never come back; the cookie and CSRF token only where they are handed out.
+    for (what, r) in &seen {
+        let headers = format!("{:?}", r.headers);
+        for v in [PW, PW2, cookie.as_str(), csrf.as_str(), key.as_str()] {
+            for form in crate::secrets::forms(v) {
+                assert!(!r.text.contains(&form), "{what}: body leaks {v}: {}", r.text);
+                assert!(!headers.contains(&form), "{what}: headers leak {v}");
+            }
+        }
+    }
+    let logs = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    for v in [PW, PW2, cookie.as_str(), csrf.as_str(), key.as_str()] {
+        for form in crate::secrets::forms(v) {
+            assert!(!logs.contains(&form), "a log line leaks {v}");
+        }
+    }
+    app.stop().await;
+}
