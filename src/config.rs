@@ -339,7 +339,11 @@ impl Config {
             ));
         }
         let a = &c.auth;
-        if argon2_params_invalid(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism) {
+        if argon2_params_invalid(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+        ) {
             return Err(ConfigError::Invalid(
                 "auth.argon2_*: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1"
                     .into(),
@@ -390,9 +394,7 @@ impl Config {
 }
 
 fn argon2_params_invalid(memory_kib: u32, iterations: u32, parallelism: u32) -> bool {
-    iterations < 1
-        || !(1..=0xFF_FFFF).contains(&parallelism)
-        || memory_kib < 8 * parallelism
+    iterations < 1 || !(1..=0xFF_FFFF).contains(&parallelism) || memory_kib < 8 * parallelism
 }
 
 /// The whole file is the passphrase, minus one trailing line break.

@@ -79,7 +79,9 @@ fn fast_config() -> AuthConfig {
     }
 }
 
-fn accounts_at(clock: Arc<crate::ambient::ManualClock>) -> (tempfile::TempDir, Accounts, Principal) {
+fn accounts_at(
+    clock: Arc<crate::ambient::ManualClock>,
+) -> (tempfile::TempDir, Accounts, Principal) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
     let ambient = Ambient {
@@ -100,7 +102,9 @@ fn disabling_a_user_stops_cached_keys_and_sessions_at_once() {
     let (_d, a, admin) = accounts_at(clock);
     let (tok, _) = a.create_key("alice", "laptop").unwrap();
     a.authenticate(&tok).unwrap(); // cached
-    let (_, s) = a.login("alice", "correct horse battery", "1.2.3.4").unwrap();
+    let (_, s) = a
+        .login("alice", "correct horse battery", "1.2.3.4")
+        .unwrap();
     a.session(&s.token).unwrap();
     a.set_disabled(&admin, "alice", true).unwrap();
     assert!(a.authenticate(&tok).is_err());
@@ -140,7 +144,11 @@ fn keys_expire_carry_scopes_and_record_use_off_the_hot_path() {
     assert_eq!(a.flush_last_used(false).unwrap(), 0);
     // ...yet listings show it.
     let listed = a.list_keys("alice").unwrap();
-    assert_eq!(listed[0].last_used_at, Some(1_030_000), "fresh use is listed");
+    assert_eq!(
+        listed[0].last_used_at,
+        Some(1_030_000),
+        "fresh use is listed"
+    );
     clock.advance(31_000);
     a.authenticate(&tok).unwrap();
     assert_eq!(a.flush_last_used(false).unwrap(), 1);
@@ -175,7 +183,9 @@ fn login_limits_apply_before_hashing_and_success_resets() {
         Err(AuthError::RateLimited(_))
     ));
     clock.advance(30_000);
-    let (_, s) = a.login("alice", "correct horse battery", "10.0.0.2").unwrap();
+    let (_, s) = a
+        .login("alice", "correct horse battery", "10.0.0.2")
+        .unwrap();
     a.revoke_session(&s.token).unwrap();
     assert!(a.session(&s.token).is_err(), "logout revokes");
     // Per IP: many accounts from one address.
@@ -212,15 +222,13 @@ fn teams_own_their_namespace_and_guard_membership() {
     );
     a.check_publish(&alice, "acme").unwrap();
     assert!(a.check_publish(&bob, "acme").is_err());
-    assert!(matches!(
-        a.team(&bob, "acme"),
-        Err(AuthError::NotFound(_))
-    ));
+    assert!(matches!(a.team(&bob, "acme"), Err(AuthError::NotFound(_))));
     assert!(matches!(
         a.add_member(&bob, "acme", "bob", TeamRole::Owner),
         Err(AuthError::NotFound(_))
     ));
-    a.add_member(&alice, "acme", "bob", TeamRole::Member).unwrap();
+    a.add_member(&alice, "acme", "bob", TeamRole::Member)
+        .unwrap();
     a.check_publish(&bob, "acme").unwrap();
     assert!(matches!(
         a.add_member(&bob, "acme", "bob", TeamRole::Owner),
@@ -228,7 +236,10 @@ fn teams_own_their_namespace_and_guard_membership() {
     ));
     assert!(a.team_owner_id(&bob, "acme", true).is_err());
     a.team_owner_id(&bob, "acme", false).unwrap();
-    assert!(a.remove_member(&alice, "acme", "alice").is_err(), "last owner");
+    assert!(
+        a.remove_member(&alice, "acme", "alice").is_err(),
+        "last owner"
+    );
     a.remove_member(&bob, "acme", "bob").unwrap();
     assert!(a.check_publish(&bob, "acme").is_err());
 }

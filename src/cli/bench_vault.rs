@@ -185,7 +185,9 @@ fn bench_keys(store: &Arc<Store>, ambient: &Ambient, count: usize) -> anyhow::Re
         per_sec(rounds, took),
         us(took, rounds)
     );
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
     let cold = Arc::new(cold);
     let tokens = Arc::new(tokens);
     let t = Instant::now();
