@@ -498,39 +498,95 @@ async fn admin_users_scoped_keys_and_team_secrets() {
     let c = cfg.path();
     login(&app, c).await;
 
-    let o = sigil(c, &["admin", "user", "add", "alice", "--password-stdin"], Some("a long enough password\n")).await;
+    let o = sigil(
+        c,
+        &["admin", "user", "add", "alice", "--password-stdin"],
+        Some("a long enough password\n"),
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
     let o = sigil(c, &["admin", "user", "ls", "--json"], None).await;
-    assert!(o.json()["users"].as_array().unwrap().iter().any(|u| u["username"] == "alice"), "{o:?}");
+    assert!(
+        o.json()["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "alice"),
+        "{o:?}"
+    );
     let o = sigil(c, &["admin", "user", "ls"], None).await;
-    assert!(o.stdout.starts_with("USERNAME") && o.stdout.contains("alice"), "{o:?}");
+    assert!(
+        o.stdout.starts_with("USERNAME") && o.stdout.contains("alice"),
+        "{o:?}"
+    );
     let o = sigil(c, &["admin", "user", "disable", "alice"], None).await;
     assert_eq!(o.code, 0, "{o:?}");
     let o = sigil(c, &["admin", "user", "ls", "--json"], None).await;
-    let alice = o.json()["users"].as_array().unwrap().iter().find(|u| u["username"] == "alice").cloned().unwrap();
+    let alice = o.json()["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .cloned()
+        .unwrap();
     assert_eq!(alice["disabled"], true, "{alice}");
 
     // A key with only `read`: whoami shows it; a secrets verb names the missing scope.
-    let o = sigil(c, &["keys", "create", "--name", "reader", "--scopes", "read", "--json"], None).await;
+    let o = sigil(
+        c,
+        &[
+            "keys", "create", "--name", "reader", "--scopes", "read", "--json",
+        ],
+        None,
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
     let reader = o.json()["key"].as_str().unwrap().to_string();
     let o = sigil_env(c, &["whoami"], None, &[("SIGIL_API_KEY", &reader)]).await;
     assert!(o.stdout.contains("scopes: read"), "{o:?}");
     let o = sigil_env(c, &["secrets", "ls"], None, &[("SIGIL_API_KEY", &reader)]).await;
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("[insufficient_scope]") && o.stderr.contains("required scope: secrets"), "{o:?}");
+    assert!(
+        o.stderr.contains("[insufficient_scope]") && o.stderr.contains("required scope: secrets"),
+        "{o:?}"
+    );
     let o = sigil(c, &["keys", "ls"], None).await;
-    assert!(o.stdout.contains("reader") && o.stdout.contains("read"), "{o:?}");
+    assert!(
+        o.stdout.contains("reader") && o.stdout.contains("read"),
+        "{o:?}"
+    );
 
     // Team secrets: --team addresses the team's vault.
-    let r = app.post_json(Some(&app.admin_key), "/api/v1/teams", &serde_json::json!({"name": "ops"})).await;
+    let r = app
+        .post_json(
+            Some(&app.admin_key),
+            "/api/v1/teams",
+            &serde_json::json!({"name": "ops"}),
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.body);
-    let o = sigil(c, &["secrets", "set", "OPS_TOKEN", "--team", "ops", "--value-stdin"], Some("team-value")).await;
+    let o = sigil(
+        c,
+        &[
+            "secrets",
+            "set",
+            "OPS_TOKEN",
+            "--team",
+            "ops",
+            "--value-stdin",
+        ],
+        Some("team-value"),
+    )
+    .await;
     assert_eq!(o.code, 0, "{o:?}");
     let o = sigil(c, &["secrets", "ls", "--team", "ops", "--json"], None).await;
     assert_eq!(o.json()["secrets"][0]["name"], "OPS_TOKEN", "{o:?}");
     let o = sigil(c, &["secrets", "ls", "--json"], None).await;
-    assert_eq!(o.json()["secrets"].as_array().map(|a| a.len()), Some(0), "personal vault untouched: {o:?}");
+    assert_eq!(
+        o.json()["secrets"].as_array().map(|a| a.len()),
+        Some(0),
+        "personal vault untouched: {o:?}"
+    );
     let o = sigil(c, &["secrets", "rm", "OPS_TOKEN", "--team", "ops"], None).await;
     assert_eq!(o.code, 0, "{o:?}");
     app.stop().await;
