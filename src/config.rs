@@ -475,6 +475,27 @@ mod tests {
     }
 
     #[test]
+    fn auth_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[auth]\nargon2_memory_kib = 65536\nargon2_iterations = 3\nsession_hours = 8\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.auth.argon2_memory_kib, 65536);
+        assert_eq!(c.auth.argon2_iterations, 3);
+        assert_eq!(c.auth.session_hours, 8);
+        assert_eq!(c.auth.login_burst_account, 5, "defaults fill the rest");
+        std::fs::write(&f, "[auth]\nargon2_iterations = 0\n").unwrap();
+        assert!(Config::load(Some(&f), Overrides::default()).is_err());
+        std::fs::write(&f, "[auth]\nargon2_memroy_kib = 1\n").unwrap();
+        let err = Config::load(Some(&f), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("argon2_memroy_kib"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let err = parse_file(Path::new("x.toml"), "listne = \"1.2.3.4:1\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");

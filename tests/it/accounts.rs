@@ -1462,3 +1462,154 @@ async fn no_password_session_csrf_or_key_leaks() {
     }
     app.stop().await;
 }
+
+/// A raw MCP POST to the gateway; the JSON message (the last SSE `data:` for streams).
+async fn mcp_post(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    session: Option<&str>,
+    msg: Value,
+) -> (StatusCode, Option<String>, Value) {
+    let mut req = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(msg.to_string());
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let sid = r
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = r.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .rfind(|d| !d.trim().is_empty())
+            .and_then(|d| serde_json::from_str(d.trim()).ok())
+            .unwrap_or(Value::Null)
+    });
+    (status, sid, body)
+}
+
+/// What FIXTURE_TOKEN the server process of `key`'s session sees.
+async fn token_seen(app: &TestApp, path: &str, key: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "team-test", "version": "0"}}});
+    let (st, sid, body) = mcp_post(app, path, key, None, init).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let sid = sid.unwrap();
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    mcp_post(app, path, key, Some(&sid), note).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "env", "arguments": {"name": "FIXTURE_TOKEN"}}});
+    let (st, _, body) = mcp_post(app, path, key, Some(&sid), call).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn team_deployment_uses_the_callers_secret_else_the_teams() {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let app = TestApp::start_tweaked(|c| {
+        c.runtime.allow_commands = true;
+        c.auth.argon2_memory_kib = 64;
+        c.auth.argon2_iterations = 1;
+    })
+    .await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let carol = app.member("carol").await;
+    let (a, b) = (Cred::Key(alice.clone()), Cred::Key(bob.clone()));
+    let post = |c: &Cred, path: &str, v: Value| {
+        let (c, path) = (c.clone(), path.to_string());
+        let app = &app;
+        async move { call(app, &c, "POST", &path, Some(&Body::Json(v))).await }
+    };
+    assert_eq!(
+        post(&a, "/api/v1/teams", json!({"name": "acme"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    post(
+        &a,
+        "/api/v1/teams/acme/members",
+        json!({"username": "bob", "role": "member"}),
+    )
+    .await;
+    let server =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/server.mjs");
+    let manifest = format!(
+        "name: acme/envy\ndescription: Team fixture\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}]\nsecrets:\n  - name: FIXTURE_TOKEN\n    description: Token the fixture reads\n",
+        server.display().to_string()
+    );
+    let r = app.publish(Some(&bob), &manifest, "application/yaml").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = post(
+        &b,
+        "/api/v1/deploy",
+        json!({"package": "acme/envy", "team": "acme"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let t = std::time::Instant::now();
+    loop {
+        let r = call(&app, &a, "GET", &format!("/api/v1/deployments/{id}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "team members see it: {}", r.text);
+        if matches!(r.body["status"].as_str(), Some("ready" | "running")) {
+            break;
+        }
+        assert!(t.elapsed().as_secs() < 120, "{}", r.text);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let path = format!("/mcp/acme/envy/{id}");
+    let r = post(
+        &a,
+        "/api/v1/secrets?team=acme",
+        json!({"name": "FIXTURE_TOKEN", "value": "team-value"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        token_seen(&app, &path, &bob).await,
+        "team-value",
+        "no personal secret: the team's"
+    );
+    post(
+        &b,
+        "/api/v1/secrets",
+        json!({"name": "FIXTURE_TOKEN", "value": "bob-value"}),
+    )
+    .await;
+    assert_eq!(
+        token_seen(&app, &path, &bob).await,
+        "bob-value",
+        "the caller's own wins"
+    );
+    assert_eq!(token_seen(&app, &path, &alice).await, "team-value");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "0"}}});
+    let (st, _, body) = mcp_post(&app, &path, &carol, None, init).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "not in the team: {body}");
+    assert_eq!(body["error"]["code"], "mcp_not_found");
+    app.stop().await;
+}
