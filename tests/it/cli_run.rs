@@ -242,3 +242,121 @@ async fn sdk_stdio_client_through_sigil_run_with_session_renewal() {
     assert!(!o.stdout.contains(&id), "{o:?}");
     app.stop().await;
 }
+
+/// `publish --deploy` prints the deployment; `logs -f` streams the server's stderr as it
+/// starts on the first call through `sigil run`. Needs only `node` (the fixture server).
+#[tokio::test]
+async fn publish_deploy_then_follow_logs() {
+    if !have_node() {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let app = TestApp::start_tweaked(|c| {
+        c.runtime.allow_commands = true;
+        c.runtime.stop_grace_ms = 500;
+        c.runtime.start_timeout_secs = 20;
+        c.runtime.health_interval_secs = 0;
+    })
+    .await;
+    let cfg = tempfile::tempdir().unwrap();
+    let c = cfg.path();
+    login(&app, c).await;
+    let work = tempfile::tempdir().unwrap();
+    let server = root().join("tests/fixtures/mcp/server.mjs");
+    let manifest = work.path().join("mcp.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: fixture\ndescription: Test fixture server\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}]\n",
+            server.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = sigil(
+        c,
+        &["publish", "--deploy", "--json", manifest.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert_eq!(o.code, 0, "{o:?}");
+    let d = o.json()["deployment"].clone();
+    let id = d["id"].as_str().unwrap().to_string();
+    assert!(
+        d["packageUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with("/mcp/admin/fixture"),
+        "{d}"
+    );
+
+    let mut follow = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["logs", &id, "-f", "--json"])
+        .env("SIGIL_CONFIG_DIR", c)
+        .env_remove("SIGIL_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(follow.stdout.take().unwrap()).lines();
+
+    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(["run", "admin/fixture"])
+        .env("SIGIL_CONFIG_DIR", c)
+        .env_remove("SIGIL_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = run.stdin.take().unwrap();
+    let mut out = BufReader::new(run.stdout.take().unwrap()).lines();
+    for msg in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "via run"}}}),
+    ] {
+        stdin
+            .write_all(format!("{msg}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(60), out.next_line())
+            .await
+            .expect("answered")
+            .unwrap()
+            .expect("a line");
+        answers.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert_eq!(
+        answers[1]["result"]["content"][0]["text"], "Echo: via run",
+        "{answers:?}"
+    );
+    drop(stdin);
+    let st = tokio::time::timeout(Duration::from_secs(15), run.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(st.success());
+
+    let started = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = logs.next_line().await {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("fixture: started"))
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(started, Ok(true), "logs -f showed the server's start line");
+    let _ = follow.kill().await;
+    app.stop().await;
+}
