@@ -37,6 +37,46 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
     pub scan: ScanConfig,
+    /// `[auth]`: passwords, browser sessions, login rate limits.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// argon2id cost for new password hashes (existing hashes keep theirs until changed).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Browser sessions end this long after login.
+    pub session_hours: u64,
+    /// Mark the session cookie `Secure` even without `X-Forwarded-Proto: https`.
+    pub cookie_secure: bool,
+    /// Login attempts allowed per account and per client IP in a burst, refilled at one
+    /// attempt every `login_refill_secs`.
+    pub login_burst_account: u32,
+    pub login_burst_ip: u32,
+    pub login_refill_secs: u64,
+    /// Password hashes computed at once; further logins are refused (429) rather than queued.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            // argon2's own defaults (OWASP's minimum recommendation for argon2id).
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            session_hours: 24,
+            cookie_secure: false,
+            login_burst_account: 5,
+            login_burst_ip: 20,
+            login_refill_secs: 30,
+            max_concurrent_hashes: 4,
+        }
+    }
 }
 
 /// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
@@ -259,6 +299,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
             scan: ScanConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -278,6 +319,7 @@ pub struct FileConfig {
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
     pub scan: Option<ScanConfig>,
+    pub auth: Option<AuthConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -341,6 +383,9 @@ impl Config {
             s.block_tool_changes()?;
             c.scan = s;
         }
+        if let Some(a) = parsed.auth {
+            c.auth = a;
+        }
         c.apply(
             parsed.listen,
             parsed.data_dir,
@@ -370,6 +415,17 @@ impl Config {
         if c.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        let a = &c.auth;
+        if argon2_params_invalid(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+        ) {
+            return Err(ConfigError::Invalid(
+                "auth.argon2_*: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1"
+                    .into(),
             ));
         }
         c.mirrors = parsed.mirror;
@@ -414,6 +470,10 @@ impl Config {
     pub fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
     }
+}
+
+fn argon2_params_invalid(memory_kib: u32, iterations: u32, parallelism: u32) -> bool {
+    iterations < 1 || !(1..=0xFF_FFFF).contains(&parallelism) || memory_kib < 8 * parallelism
 }
 
 /// The whole file is the passphrase, minus one trailing line break.
@@ -491,6 +551,27 @@ mod tests {
         assert_eq!(c.listen.port(), 9000, "file beats default");
         assert_eq!(c.log, "warn", "env/flag beats file");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY, "default kept");
+    }
+
+    #[test]
+    fn auth_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[auth]\nargon2_memory_kib = 65536\nargon2_iterations = 3\nsession_hours = 8\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.auth.argon2_memory_kib, 65536);
+        assert_eq!(c.auth.argon2_iterations, 3);
+        assert_eq!(c.auth.session_hours, 8);
+        assert_eq!(c.auth.login_burst_account, 5, "defaults fill the rest");
+        std::fs::write(&f, "[auth]\nargon2_iterations = 0\n").unwrap();
+        assert!(Config::load(Some(&f), Overrides::default()).is_err());
+        std::fs::write(&f, "[auth]\nargon2_memroy_kib = 1\n").unwrap();
+        let err = Config::load(Some(&f), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("argon2_memroy_kib"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,10 +18,11 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::blocking;
-use super::error::{ApiError, from_json_rejection};
+use super::error::ApiError;
 use crate::ambient::rfc3339;
 use crate::app::App;
-use crate::deployments::{DeployError, Deployment};
+use crate::auth::{AuthError, Principal};
+use crate::deployments::{DeployError, DeployOptions, Deployment};
 use crate::error::ErrorCode;
 use crate::runtime::{InstanceStatus, LogLine};
 use crate::store::DeploymentStatus;
@@ -40,6 +42,8 @@ pub struct DeployBody {
     /// then a `scan_blocked` error listing the findings) instead of at once with 202.
     #[serde(default)]
     wait: bool,
+    /// Deploy for this team: its members may use and manage the deployment.
+    team: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +91,7 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "version": r.version,
         "status": status,
         "owner": r.owner,
+        "team": r.team,
         "url": format!("{base}/mcp/{}/{}", r.package, r.id),
         "packageUrl": format!("{base}/mcp/{}", r.package),
         "config": r.config,
@@ -102,29 +107,61 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
     })
 }
 
-fn found(app: &App, id: &str) -> Result<Arc<Deployment>, ApiError> {
-    app.deployments
+/// Whether `who` belongs to the deployment's team.
+fn in_team(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiError> {
+    match &d.record.team {
+        Some(t) => Ok(app.accounts.team_role(&who.user, t)?.is_some()),
+        None => Ok(false),
+    }
+}
+
+/// Who may see and use a deployment: a personal one is a service shared with every
+/// signed-in user (they call it with their own secrets); a team one only its members and
+/// admins — to anyone else it does not exist.
+pub fn visible(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiError> {
+    Ok(d.record.team.is_none() || who.is_admin() || in_team(app, who, d)?)
+}
+
+fn found(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiError> {
+    let d = app
+        .deployments
         .get(id)
         .filter(|d| d.record.status != DeploymentStatus::Deleted)
-        .ok_or_else(|| DeployError::NotFound(id.into()).into())
+        .ok_or_else(|| ApiError::from(DeployError::NotFound(id.into())))?;
+    if !visible(app, who, &d)? {
+        return Err(DeployError::NotFound(id.into()).into());
+    }
+    Ok(d)
 }
 
 pub async fn deploy(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     headers: HeaderMap,
-    body: Result<Json<DeployBody>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(from_json_rejection)?;
+    let body: DeployBody = super::body::parse_json(
+        &headers,
+        body,
+        r#"send {"package": "…", "version": "…", "config": {…}, "tier": "…", "team": "…", "accept_risk": {"reason": "…"}, "wait": false}"#,
+    )?;
+    if let Some(team) = &body.team {
+        if app.accounts.team_role(&who.user, team)?.is_none() {
+            return Err(AuthError::NotFound(format!("team {team}")).into());
+        }
+    }
     let d = app
         .deployments
-        .create_in_tier(
+        .create(
             &who,
             &body.package,
             body.version.as_deref(),
             body.config,
-            body.tier,
-            body.accept_risk.map(|a| a.reason),
+            DeployOptions {
+                tier: body.tier,
+                accept_risk: body.accept_risk.map(|a| a.reason),
+                team: body.team,
+            },
         )
         .await?;
     if !body.wait {
@@ -137,7 +174,7 @@ pub async fn deploy(
     let limit = Duration::from_secs(app.config.runtime.install_timeout_secs.max(1) + 60);
     let started = std::time::Instant::now();
     let d = loop {
-        let now = found(&app, &d.record.id)?;
+        let now = found(&app, &who, &d.record.id)?;
         if now.record.status != DeploymentStatus::Installing || started.elapsed() > limit {
             break now;
         }
@@ -174,26 +211,26 @@ fn blocked_error(app: &App, d: &Deployment) -> Result<ApiError, ApiError> {
 
 pub async fn list(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     headers: HeaderMap,
-) -> Json<Value> {
+) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
-    let all: Vec<Value> = app
-        .deployments
-        .list()
-        .iter()
-        .map(|d| view(&app, d, &base))
-        .collect();
-    Json(json!({ "deployments": all }))
+    let mut all = Vec::new();
+    for d in app.deployments.list() {
+        if visible(&app, &who, &d)? {
+            all.push(view(&app, &d, &base));
+        }
+    }
+    Ok(Json(json!({ "deployments": all })))
 }
 
 pub async fn get(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = found(&app, &id)?;
+    let d = found(&app, &who, &id)?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -203,7 +240,9 @@ pub async fn restart(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = app.deployments.restart(&who, &id).await?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    let d = app.deployments.restart(&who, &id, member).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -212,16 +251,18 @@ pub async fn delete(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.deployments.delete(&who, &id).await?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    app.deployments.delete(&who, &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn health(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let d = found(&app, &id)?;
+    let d = found(&app, &who, &id)?;
     let instances = app.deployments.runtime().status(&id);
     let blocked = d.record.status == DeploymentStatus::Blocked;
     let failed = blocked
@@ -259,9 +300,10 @@ pub async fn health(
 
 pub async fn events(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    found(&app, &who, &id)?;
     let deps = app.deployments.clone();
     let events = blocking(move || deps.events(&id, 1000).map_err(ApiError::from)).await?;
     let out: Vec<Value> = events
@@ -290,11 +332,11 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let d = found(&app, &id)?;
-    if d.record.owner != who.user && !who.is_admin() {
+    let d = found(&app, &who, &id)?;
+    if d.record.owner != who.user && !who.is_admin() && !in_team(&app, &who, &d)? {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            "only the user who deployed it, or an admin, can read its logs",
+            "only the user who deployed it, its team, or an admin, can read its logs",
         ));
     }
     let buf = app.deployments.runtime().logs(&id);
@@ -333,10 +375,10 @@ pub async fn logs(
 /// The deploy-time scan: the stored report and what the policy decided.
 pub async fn scan(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    found(&app, &id)?;
+    found(&app, &who, &id)?;
     let deps = app.deployments.clone();
     let rec = {
         let id = id.clone();
@@ -372,10 +414,10 @@ pub async fn scan(
 /// The rug-pull pins of a deployment and the pending change, if any.
 pub async fn tools(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    found(&app, &id)?;
+    found(&app, &who, &id)?;
     let Some(pins) = app.gateway.pins() else {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
@@ -391,7 +433,9 @@ pub async fn approve_tools(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    app.deployments.owned(&who, &id)?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    app.deployments.owned(&who, &id, member)?;
     let Some(pins) = app.gateway.pins() else {
         return Err(ApiError::new(
             ErrorCode::Unavailable,

@@ -169,7 +169,13 @@ async fn through_gateway(fixture: &Path, count: usize, concurrency: usize) -> an
         .await?;
     let d = app
         .deployments
-        .create(&who, "admin/bench", None, Default::default(), None)
+        .create(
+            &who,
+            "admin/bench",
+            None,
+            Default::default(),
+            Default::default(),
+        )
         .await?;
     let id = d.record.id.clone();
     let t = Instant::now();

@@ -31,7 +31,7 @@ use gate::ScanGate;
 pub enum DeployError {
     #[error("deployment {0} not found")]
     NotFound(String),
-    #[error("only the user who deployed it, or an admin, can change deployment {0}")]
+    #[error("only the user who deployed it, its team, or an admin, can change deployment {0}")]
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
@@ -85,6 +85,18 @@ pub struct Deployments {
     cache: RwLock<HashMap<String, Arc<Deployment>>>,
     seq: AtomicU64,
     gate: Arc<ScanGate>,
+}
+
+/// The optional parts of a deploy request.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// A `[runtime.tiers.NAME]` resource tier: the rlimits of the deployment's processes.
+    pub tier: Option<String>,
+    /// Deploy despite blocking scan findings; the reason goes to the audit log.
+    pub accept_risk: Option<String>,
+    /// The team that owns the deployment (checked by the caller): its members may use
+    /// and manage it.
+    pub team: Option<String>,
 }
 
 impl Deployments {
@@ -213,7 +225,7 @@ impl Deployments {
 
     /// Deploy `package` at `version` (latest when `None`). Returns at once with status
     /// `installing`; the install and the deploy-time scan run in the background, and a
-    /// scan the policy refuses ends the deployment `blocked` unless `accept_risk` (the
+    /// scan the policy refuses ends the deployment `blocked` unless `opts.accept_risk` (the
     /// owner's reason) lets it through, audited.
     pub async fn create(
         self: &Arc<Self>,
@@ -221,23 +233,13 @@ impl Deployments {
         package: &str,
         version: Option<&str>,
         config: BTreeMap<String, String>,
-        accept_risk: Option<String>,
+        opts: DeployOptions,
     ) -> Result<Arc<Deployment>, DeployError> {
-        self.create_in_tier(who, package, version, config, None, accept_risk)
-            .await
-    }
-
-    /// [`Deployments::create`] with a resource tier (`[runtime.tiers.NAME]`), which sets
-    /// the rlimits of the deployment's processes.
-    pub async fn create_in_tier(
-        self: &Arc<Self>,
-        who: &Principal,
-        package: &str,
-        version: Option<&str>,
-        config: BTreeMap<String, String>,
-        tier: Option<String>,
-        accept_risk: Option<String>,
-    ) -> Result<Arc<Deployment>, DeployError> {
+        let DeployOptions {
+            tier,
+            accept_risk,
+            team,
+        } = opts;
         if let Some(t) = tier.as_deref().filter(|t| !self.runtime.has_tier(t)) {
             return Err(DeployError::Invalid(format!(
                 "unknown tier {t:?}: tiers are configured as [runtime.tiers.NAME] in sigil.toml"
@@ -269,6 +271,7 @@ impl Deployments {
             package: server.name.clone(),
             version: server.version.clone(),
             owner: who.user.clone(),
+            team,
             status: DeploymentStatus::Installing,
             config,
             created_at: now,
@@ -399,12 +402,19 @@ impl Deployments {
         )
     }
 
-    fn check_owner(&self, who: &Principal, id: &str) -> Result<Arc<Deployment>, DeployError> {
+    /// `team_member`: the caller belongs to the deployment's team (checked by the caller,
+    /// which knows the accounts), which lets them manage it like its owner.
+    fn check_owner(
+        &self,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<Arc<Deployment>, DeployError> {
         let d = self
             .get(id)
             .filter(|d| d.record.status != DeploymentStatus::Deleted)
             .ok_or_else(|| DeployError::NotFound(id.into()))?;
-        if d.record.owner != who.user && !who.is_admin() {
+        if d.record.owner != who.user && !who.is_admin() && !team_member {
             return Err(DeployError::Forbidden(id.into()));
         }
         Ok(d)
@@ -415,8 +425,9 @@ impl Deployments {
         self: &Arc<Self>,
         who: &Principal,
         id: &str,
+        team_member: bool,
     ) -> Result<Arc<Deployment>, DeployError> {
-        let d = self.check_owner(who, id)?;
+        let d = self.check_owner(who, id, team_member)?;
         self.runtime.restart(id).await;
         let reinstall = d.record.status != DeploymentStatus::Ready;
         self.update(
@@ -438,8 +449,13 @@ impl Deployments {
     }
 
     /// Stop everything; the record and its events stay.
-    pub async fn delete(self: &Arc<Self>, who: &Principal, id: &str) -> Result<(), DeployError> {
-        self.check_owner(who, id)?;
+    pub async fn delete(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<(), DeployError> {
+        self.check_owner(who, id, team_member)?;
         self.runtime.stop(id).await;
         let now = self.ambient.now_ms();
         self.update(
@@ -465,9 +481,15 @@ impl Deployments {
             .read(|r| r.get::<DeploymentScanRecord>(id.as_bytes()))?)
     }
 
-    /// Check that `who` may change deployment `id` (its owner, or an admin).
-    pub fn owned(&self, who: &Principal, id: &str) -> Result<Arc<Deployment>, DeployError> {
-        self.check_owner(who, id)
+    /// Check that `who` may change deployment `id` (its owner, a member of its team as
+    /// checked by the caller, or an admin).
+    pub fn owned(
+        &self,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        self.check_owner(who, id, team_member)
     }
 
     /// Write an event to a deployment's history (approvals, tool changes).
