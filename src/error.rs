@@ -52,6 +52,9 @@ pub enum ErrorCode {
     InsufficientScope,
     /// No valid browser session (`GET /auth/session`).
     Unauthenticated,
+    /// The deploy-time scan found findings at or above the policy's threshold; details
+    /// list them. Deploy again with an explicit accept-risk to go ahead.
+    ScanBlocked,
 }
 
 impl ErrorCode {
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::CsrfFailed => "csrf_failed",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::ScanBlocked => "scan_blocked",
         }
     }
 }

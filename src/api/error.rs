@@ -42,6 +42,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::AccountDisabled | ErrorCode::CsrfFailed | ErrorCode::InsufficientScope => {
             StatusCode::FORBIDDEN
         }
+        ErrorCode::ScanBlocked => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -174,6 +174,19 @@ fn api_routes() -> Routes {
             S(Read),
             deployments::events,
         )
+        .add("GET", "/deployments/{id}/scan", S(Read), deployments::scan)
+        .add(
+            "GET",
+            "/deployments/{id}/tools",
+            S(Read),
+            deployments::tools,
+        )
+        .add(
+            "POST",
+            "/deployments/{id}/tools/approve",
+            S(Deploy),
+            deployments::approve_tools,
+        )
 }
 
 /// The gateway: MCP Streamable HTTP. Its handlers authenticate themselves (Bearer keys

@@ -3,7 +3,10 @@
 
 mod accounts;
 mod binary;
+mod conformance;
+mod deploy_scan;
 mod gateway;
+mod hosting;
 mod manifests;
 mod mirror;
 mod official;
