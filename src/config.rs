@@ -35,10 +35,10 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[gateway]`: the MCP endpoint.
     pub gateway: GatewayConfig,
-    /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
-    pub scan: ScanConfig,
     /// `[auth]`: passwords, browser sessions, login rate limits.
     pub auth: AuthConfig,
+    /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
+    pub scan: ScanConfig,
 }
 
 /// `[auth]` in sigil.toml.

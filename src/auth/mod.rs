@@ -187,6 +187,9 @@ pub struct Accounts {
     ambient: Ambient,
     config: AuthConfig,
     cache: RwLock<HashMap<[u8; 32], Arc<CachedKey>>>,
+    /// Team name → members, loaded on first use and dropped on every team change, so the
+    /// gateway's check on a team deployment stays in memory.
+    teams: RwLock<Option<HashMap<String, Vec<TeamMember>>>>,
     by_account: Limiter,
     by_ip: Limiter,
     hashing: AtomicUsize,
@@ -275,6 +278,7 @@ impl Accounts {
             ambient,
             config,
             cache: RwLock::new(HashMap::new()),
+            teams: RwLock::new(None),
             hashing: AtomicUsize::new(0),
         }
     }
@@ -516,6 +520,7 @@ impl Accounts {
             }
             Ok::<_, AuthError>(())
         })?;
+        self.forget_teams();
         self.purge_cache(|p| p.user == username);
         Ok(())
     }
@@ -1004,6 +1009,7 @@ impl Accounts {
             w.put(name.as_bytes(), &rec)?;
             Ok(())
         })?;
+        self.forget_teams();
         Ok(rec)
     }
 
@@ -1025,13 +1031,31 @@ impl Accounts {
 
     /// `who`'s role in `team`; `None` when not a member or no such team.
     pub fn team_role(&self, user: &str, team: &str) -> Result<Option<TeamRole>, AuthError> {
-        let t = self.store.read(|r| r.get::<TeamRecord>(team.as_bytes()))?;
-        Ok(t.and_then(|t| {
-            t.members
-                .iter()
-                .find(|m| m.username == user)
+        let role = |teams: &HashMap<String, Vec<TeamMember>>| {
+            teams
+                .get(team)
+                .and_then(|ms| ms.iter().find(|m| m.username == user))
                 .map(|m| m.role)
-        }))
+        };
+        if let Some(teams) = self.teams.read().ok().as_ref().and_then(|t| t.as_ref()) {
+            return Ok(role(teams));
+        }
+        let all = self
+            .store
+            .read(|r| r.range::<TeamRecord>(None, None, usize::MAX))?;
+        let teams: HashMap<String, Vec<TeamMember>> =
+            all.into_iter().map(|(_, t)| (t.name, t.members)).collect();
+        let out = role(&teams);
+        if let Ok(mut slot) = self.teams.write() {
+            *slot = Some(teams);
+        }
+        Ok(out)
+    }
+
+    fn forget_teams(&self) {
+        if let Ok(mut slot) = self.teams.write() {
+            *slot = None;
+        }
     }
 
     /// A team its members (and admins) may see; to anyone else it does not exist.
@@ -1067,7 +1091,7 @@ impl Accounts {
         username: &str,
         role: TeamRole,
     ) -> Result<TeamRecord, AuthError> {
-        self.store.write(|w| {
+        let out = self.store.write(|w| {
             let mut t = w
                 .get::<TeamRecord>(team.as_bytes())?
                 .ok_or_else(|| AuthError::NotFound(format!("team {team}")))?;
@@ -1089,7 +1113,9 @@ impl Accounts {
             }
             w.put(team.as_bytes(), &t)?;
             Ok(t)
-        })
+        });
+        self.forget_teams();
+        out
     }
 
     /// Remove a member (team owners and admins; anyone may leave). The last owner stays.
@@ -1099,7 +1125,7 @@ impl Accounts {
         team: &str,
         username: &str,
     ) -> Result<TeamRecord, AuthError> {
-        self.store.write(|w| {
+        let out = self.store.write(|w| {
             let mut t = w
                 .get::<TeamRecord>(team.as_bytes())?
                 .ok_or_else(|| AuthError::NotFound(format!("team {team}")))?;
@@ -1120,7 +1146,9 @@ impl Accounts {
             }
             w.put(team.as_bytes(), &t)?;
             Ok(t)
-        })
+        });
+        self.forget_teams();
+        out
     }
 }
 

@@ -227,8 +227,14 @@ fn teams_own_their_namespace_and_guard_membership() {
         a.add_member(&bob, "acme", "bob", TeamRole::Owner),
         Err(AuthError::NotFound(_))
     ));
+    assert_eq!(a.team_role("bob", "acme").unwrap(), None, "now cached");
     a.add_member(&alice, "acme", "bob", TeamRole::Member)
         .unwrap();
+    assert_eq!(
+        a.team_role("bob", "acme").unwrap(),
+        Some(TeamRole::Member),
+        "a change drops the cached membership"
+    );
     a.check_publish(&bob, "acme").unwrap();
     assert!(matches!(
         a.add_member(&bob, "acme", "bob", TeamRole::Owner),
@@ -242,4 +248,5 @@ fn teams_own_their_namespace_and_guard_membership() {
     );
     a.remove_member(&bob, "acme", "bob").unwrap();
     assert!(a.check_publish(&bob, "acme").is_err());
+    assert_eq!(a.team_role("bob", "acme").unwrap(), None);
 }
