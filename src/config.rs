@@ -35,6 +35,46 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[gateway]`: the MCP endpoint.
     pub gateway: GatewayConfig,
+    /// `[auth]`: passwords, browser sessions, login rate limits.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// argon2id cost for new password hashes (existing hashes keep theirs until changed).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Browser sessions end this long after login.
+    pub session_hours: u64,
+    /// Mark the session cookie `Secure` even without `X-Forwarded-Proto: https`.
+    pub cookie_secure: bool,
+    /// Login attempts allowed per account and per client IP in a burst, refilled at one
+    /// attempt every `login_refill_secs`.
+    pub login_burst_account: u32,
+    pub login_burst_ip: u32,
+    pub login_refill_secs: u64,
+    /// Password hashes computed at once; further logins are refused (429) rather than queued.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            // argon2's own defaults (OWASP's minimum recommendation for argon2id).
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            session_hours: 24,
+            cookie_secure: false,
+            login_burst_account: 5,
+            login_burst_ip: 20,
+            login_refill_secs: 30,
+            max_concurrent_hashes: 4,
+        }
+    }
 }
 
 /// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
@@ -186,6 +226,7 @@ impl Default for Config {
             mirrors: Vec::new(),
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -204,6 +245,7 @@ pub struct FileConfig {
     pub mirror: Vec<MirrorConfig>,
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
+    pub auth: Option<AuthConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -262,6 +304,9 @@ impl Config {
         if let Some(g) = parsed.gateway {
             c.gateway = g;
         }
+        if let Some(a) = parsed.auth {
+            c.auth = a;
+        }
         c.apply(
             parsed.listen,
             parsed.data_dir,
@@ -291,6 +336,13 @@ impl Config {
         if c.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        let a = &c.auth;
+        if argon2_params_invalid(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism) {
+            return Err(ConfigError::Invalid(
+                "auth.argon2_*: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1"
+                    .into(),
             ));
         }
         c.mirrors = parsed.mirror;
@@ -335,6 +387,12 @@ impl Config {
     pub fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
     }
+}
+
+fn argon2_params_invalid(memory_kib: u32, iterations: u32, parallelism: u32) -> bool {
+    iterations < 1
+        || !(1..=0xFF_FFFF).contains(&parallelism)
+        || memory_kib < 8 * parallelism
 }
 
 /// The whole file is the passphrase, minus one trailing line break.

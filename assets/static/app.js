@@ -427,14 +427,20 @@
         list.forEach(function (k) {
           var active = k.active !== undefined ? k.active : !k.revokedAt;
           var actions = el("td", { class: "actions" });
-          if (active) {
-            var rv = el("button", { class: "btn btn-small btn-danger", type: "button", text: "Revoke", "aria-label": "Revoke key " + k.name });
-            rv.addEventListener("click", function () {
-              confirmDialog("Revoke the key " + k.name + "? Anything using it stops working at once.").then(function (ok) {
-                if (ok) api("DELETE", "/keys/" + encodeURIComponent(k.id)).then(function () { toast("Key revoked"); load(); }, function (e) { toast(String(e)); });
+          var act = function (label, cls, question, method, suffix, done) {
+            var b = el("button", { class: "btn btn-small " + cls, type: "button", text: label, "aria-label": label + " key " + k.name });
+            b.addEventListener("click", function () {
+              (question ? confirmDialog(question) : Promise.resolve(true)).then(function (ok) {
+                if (ok) api(method, "/keys/" + encodeURIComponent(k.id) + suffix).then(function () { toast(done); load(); }, function (e) { toast(String(e)); });
               });
             });
-            actions.appendChild(rv);
+            actions.appendChild(b);
+          };
+          if (active) {
+            act("Revoke", "btn-danger", "Revoke the key " + k.name + "? Anything using it stops working at once.", "POST", "/deactivate", "Key revoked");
+          } else {
+            act("Reactivate", "", null, "POST", "/reactivate", "Key reactivated");
+            act("Delete", "btn-danger", "Delete the key " + k.name + " for good?", "DELETE", "", "Key deleted");
           }
           body.appendChild(el("tr", { "data-key": k.name }, [el("td", { text: k.name }), el("td", {}, [el("code", { text: k.prefix || "" })]),
             el("td", { text: (k.scopes || []).join(", ") }), el("td", { text: day(k.created_at || k.createdAt) }),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,9 +18,10 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::blocking;
-use super::error::{ApiError, from_json_rejection};
+use super::error::ApiError;
 use crate::ambient::rfc3339;
 use crate::app::App;
+use crate::auth::{AuthError, Principal};
 use crate::deployments::{DeployError, Deployment};
 use crate::error::ErrorCode;
 use crate::runtime::{InstanceStatus, LogLine};
@@ -32,6 +34,8 @@ pub struct DeployBody {
     version: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    /// Deploy for this team: its members may use and manage the deployment.
+    team: Option<String>,
 }
 
 /// `scheme://host` the client used, for absolute gateway URLs.
@@ -73,6 +77,7 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "version": r.version,
         "status": status,
         "owner": r.owner,
+        "team": r.team,
         "url": format!("{base}/mcp/{}/{}", r.package, r.id),
         "packageUrl": format!("{base}/mcp/{}", r.package),
         "config": r.config,
@@ -86,23 +91,58 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
     })
 }
 
-fn found(app: &App, id: &str) -> Result<Arc<Deployment>, ApiError> {
-    app.deployments
+/// Whether `who` belongs to the deployment's team.
+fn in_team(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiError> {
+    match &d.record.team {
+        Some(t) => Ok(app.accounts.team_role(&who.user, t)?.is_some()),
+        None => Ok(false),
+    }
+}
+
+/// Who may see and use a deployment: a personal one is a service shared with every
+/// signed-in user (they call it with their own secrets); a team one only its members and
+/// admins — to anyone else it does not exist.
+pub fn visible(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiError> {
+    Ok(d.record.team.is_none() || who.is_admin() || in_team(app, who, d)?)
+}
+
+fn found(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiError> {
+    let d = app
+        .deployments
         .get(id)
         .filter(|d| d.record.status != DeploymentStatus::Deleted)
-        .ok_or_else(|| DeployError::NotFound(id.into()).into())
+        .ok_or_else(|| ApiError::from(DeployError::NotFound(id.into())))?;
+    if !visible(app, who, &d)? {
+        return Err(DeployError::NotFound(id.into()).into());
+    }
+    Ok(d)
 }
 
 pub async fn deploy(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     headers: HeaderMap,
-    body: Result<Json<DeployBody>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(from_json_rejection)?;
+    let body: DeployBody = super::body::parse_json(
+        &headers,
+        body,
+        r#"send {"package": "…", "version": "…", "config": {…}, "team": "…"}"#,
+    )?;
+    if let Some(team) = &body.team {
+        if app.accounts.team_role(&who.user, team)?.is_none() {
+            return Err(AuthError::NotFound(format!("team {team}")).into());
+        }
+    }
     let d = app
         .deployments
-        .create(&who, &body.package, body.version.as_deref(), body.config)
+        .create(
+            &who,
+            &body.package,
+            body.version.as_deref(),
+            body.config,
+            body.team,
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -113,26 +153,26 @@ pub async fn deploy(
 
 pub async fn list(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     headers: HeaderMap,
-) -> Json<Value> {
+) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
-    let all: Vec<Value> = app
-        .deployments
-        .list()
-        .iter()
-        .map(|d| view(&app, d, &base))
-        .collect();
-    Json(json!({ "deployments": all }))
+    let mut all = Vec::new();
+    for d in app.deployments.list() {
+        if visible(&app, &who, &d)? {
+            all.push(view(&app, &d, &base));
+        }
+    }
+    Ok(Json(json!({ "deployments": all })))
 }
 
 pub async fn get(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = found(&app, &id)?;
+    let d = found(&app, &who, &id)?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -142,7 +182,9 @@ pub async fn restart(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = app.deployments.restart(&who, &id).await?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    let d = app.deployments.restart(&who, &id, member).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -151,16 +193,18 @@ pub async fn delete(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.deployments.delete(&who, &id).await?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    app.deployments.delete(&who, &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn health(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let d = found(&app, &id)?;
+    let d = found(&app, &who, &id)?;
     let instances = app.deployments.runtime().status(&id);
     let failed = d.record.status == DeploymentStatus::Failed
         || instances.iter().any(|i| i.state == "failed");
@@ -194,9 +238,10 @@ pub async fn health(
 
 pub async fn events(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    found(&app, &who, &id)?;
     let deps = app.deployments.clone();
     let events = blocking(move || deps.events(&id, 1000).map_err(ApiError::from)).await?;
     let out: Vec<Value> = events
@@ -225,11 +270,11 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let d = found(&app, &id)?;
-    if d.record.owner != who.user && !who.is_admin() {
+    let d = found(&app, &who, &id)?;
+    if d.record.owner != who.user && !who.is_admin() && !in_team(&app, &who, &d)? {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            "only the user who deployed it, or an admin, can read its logs",
+            "only the user who deployed it, its team, or an admin, can read its logs",
         ));
     }
     let buf = app.deployments.runtime().logs(&id);

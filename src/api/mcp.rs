@@ -22,7 +22,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Principal, Scope};
+use crate::deployments::Deployment;
 use crate::error::ErrorCode;
 use crate::gateway::{GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS};
 
@@ -49,6 +50,27 @@ fn render(e: GatewayError) -> Response {
     }
 }
 
+/// The deployment behind a gateway URL, if `who` may use it (a team's deployment is
+/// unknown to non-members, like one that does not exist).
+fn resolve(
+    app: &App,
+    who: &Principal,
+    path: &(String, String, Option<String>),
+) -> Result<Arc<Deployment>, Response> {
+    let d = app
+        .gateway
+        .resolve(&path.0, &path.1, path.2.as_deref())
+        .map_err(render)?;
+    match super::deployments::visible(app, who, &d) {
+        Ok(true) => Ok(d),
+        Ok(false) => Err(render(GatewayError::NotFound(match &path.2 {
+            Some(id) => format!("no deployment {id} of {}/{}", path.0, path.1),
+            None => format!("{}/{} has no deployment", path.0, path.1),
+        }))),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -64,6 +86,14 @@ fn authenticate(app: &App, h: &HeaderMap) -> Result<Principal, Refusal> {
         Some(t) => app.accounts.authenticate(t),
         None => Err(AuthError::MissingCredentials),
     };
+    // `use` (or `deploy`, which implies it) is what calling a deployment needs.
+    let result = result.and_then(|p| {
+        if p.scopes.allows(Scope::Use) {
+            Ok(p)
+        } else {
+            Err(AuthError::InsufficientScope(Scope::Use.as_str()))
+        }
+    });
     result.map_err(|e| {
         if e.code() != ErrorCode::Unauthorized {
             return Box::new(ApiError::from(e).into_response());
@@ -224,9 +254,9 @@ async fn post(
         }
         Err(_) => return rpc_error(400, -32700, "Parse error: unreadable body"),
     };
-    let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
+    let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(e) => return render(e),
+        Err(r) => return r,
     };
     let meta = PostMeta {
         session: header_str(&h, SESSION_HEADER),
@@ -297,9 +327,9 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
     if let Err(r) = check_version(&h) {
         return *r;
     }
-    let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
+    let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(e) => return render(e),
+        Err(r) => return r,
     };
     let session = header_str(&h, SESSION_HEADER);
     match app
@@ -332,9 +362,9 @@ async fn delete(app: Arc<App>, path: (String, String, Option<String>), h: Header
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
+    let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(e) => return render(e),
+        Err(r) => return r,
     };
     match app
         .gateway

@@ -169,6 +169,7 @@ fn bench_user(store: &Store) -> anyhow::Result<Principal> {
         user: "bench".into(),
         role: Role::Member,
         key_id: "key_bench".into(),
+        scopes: crate::auth::Scopes::all(),
     })
 }
 

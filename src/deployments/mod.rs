@@ -26,7 +26,7 @@ use crate::store::{
 pub enum DeployError {
     #[error("deployment {0} not found")]
     NotFound(String),
-    #[error("only the user who deployed it, or an admin, can change deployment {0}")]
+    #[error("only the user who deployed it, its team, or an admin, can change deployment {0}")]
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
@@ -193,6 +193,7 @@ impl Deployments {
         package: &str,
         version: Option<&str>,
         config: BTreeMap<String, String>,
+        team: Option<String>,
     ) -> Result<Arc<Deployment>, DeployError> {
         let info = self
             .registry
@@ -212,6 +213,7 @@ impl Deployments {
             package: server.name.clone(),
             version: server.version.clone(),
             owner: who.user.clone(),
+            team,
             status: DeploymentStatus::Installing,
             config,
             created_at: now,
@@ -326,12 +328,19 @@ impl Deployments {
         )
     }
 
-    fn check_owner(&self, who: &Principal, id: &str) -> Result<Arc<Deployment>, DeployError> {
+    /// `team_member`: the caller belongs to the deployment's team (checked by the caller,
+    /// which knows the accounts), which lets them manage it like its owner.
+    fn check_owner(
+        &self,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<Arc<Deployment>, DeployError> {
         let d = self
             .get(id)
             .filter(|d| d.record.status != DeploymentStatus::Deleted)
             .ok_or_else(|| DeployError::NotFound(id.into()))?;
-        if d.record.owner != who.user && !who.is_admin() {
+        if d.record.owner != who.user && !who.is_admin() && !team_member {
             return Err(DeployError::Forbidden(id.into()));
         }
         Ok(d)
@@ -342,8 +351,9 @@ impl Deployments {
         self: &Arc<Self>,
         who: &Principal,
         id: &str,
+        team_member: bool,
     ) -> Result<Arc<Deployment>, DeployError> {
-        let d = self.check_owner(who, id)?;
+        let d = self.check_owner(who, id, team_member)?;
         self.runtime.restart(id).await;
         let reinstall = d.record.status != DeploymentStatus::Ready;
         self.update(
@@ -365,8 +375,13 @@ impl Deployments {
     }
 
     /// Stop everything; the record and its events stay.
-    pub async fn delete(self: &Arc<Self>, who: &Principal, id: &str) -> Result<(), DeployError> {
-        self.check_owner(who, id)?;
+    pub async fn delete(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<(), DeployError> {
+        self.check_owner(who, id, team_member)?;
         self.runtime.stop(id).await;
         let now = self.ambient.now_ms();
         self.update(

@@ -586,11 +586,21 @@ impl Gateway {
         let secrets = self.secrets.clone();
         let who = who.clone();
         let dep = d.record.id.clone();
+        let team = d.record.team.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let have: Vec<String> = secrets.list(&who)?.into_iter().map(|s| s.name).collect();
+            // A team deployment: the caller's own secret wins, the team's fills the gaps.
+            let team_owner = match &team {
+                Some(t) => secrets.team_owner(t)?,
+                None => None,
+            };
+            let team_have = match &team_owner {
+                Some(o) => secrets.names_of(o)?,
+                None => Vec::new(),
+            };
             let missing: Vec<Requirement> = reqs
                 .iter()
-                .filter(|r| r.required && !have.contains(&r.name))
+                .filter(|r| r.required && !have.contains(&r.name) && !team_have.contains(&r.name))
                 .cloned()
                 .collect();
             if !missing.is_empty() {
@@ -601,16 +611,21 @@ impl Gateway {
                 .filter(|r| have.contains(&r.name))
                 .map(|r| r.name.clone())
                 .collect();
+            let from_team: Vec<String> = reqs
+                .iter()
+                .filter(|r| !have.contains(&r.name) && team_have.contains(&r.name))
+                .map(|r| r.name.clone())
+                .collect();
             let owner = secrets.owner_of(&who)?;
-            let values = secrets.open_for(
-                &owner,
-                &names,
-                &Purpose {
-                    actor: "gateway".into(),
-                    reason: format!("MCP session for {}", who.user),
-                    deployment: Some(dep),
-                },
-            )?;
+            let purpose = Purpose {
+                actor: "gateway".into(),
+                reason: format!("MCP session for {}", who.user),
+                deployment: Some(dep),
+            };
+            let mut values = secrets.open_for(&owner, &names, &purpose)?;
+            if let (Some(o), false) = (&team_owner, from_team.is_empty()) {
+                values.extend(secrets.open_for(o, &from_team, &purpose)?);
+            }
             for (name, value) in &values {
                 let format = reqs
                     .iter()

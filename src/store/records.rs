@@ -28,6 +28,8 @@ pub(super) const ALL_TABLES: &[&str] = &[
     "scan_reports",
     "advisories",
     "advisory_packages",
+    "sessions",
+    "teams",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,8 +66,18 @@ pub struct ApiKeyRecord {
     /// The first characters of the token, shown in listings so people can tell keys apart.
     pub prefix: String,
     pub created_at: i64,
+    /// Set while the key is deactivated (it can be reactivated; deleting removes the row).
     #[serde(default)]
     pub revoked_at: Option<i64>,
+    /// Scope names (`read`, `publish`, `deploy`, `use`, `secrets`, `admin`). `None`: a key
+    /// made before scopes existed, which holds them all.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Flushed from memory at most once a minute per key (see `auth::Accounts::flush_last_used`).
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
 }
 impl Record for ApiKeyRecord {
     const TABLE: Table<Self> = Table::new("api_keys");
@@ -392,6 +404,9 @@ pub struct DeploymentRecord {
     pub version: String,
     /// The user who deployed it.
     pub owner: String,
+    /// The team it belongs to, if any: its members may use and manage it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     pub status: DeploymentStatus,
     /// Non-secret settings (`config` in mcp.yaml) given at deploy time; defaults fill the rest.
     #[serde(default)]
@@ -523,4 +538,54 @@ pub fn advisory_packages_prefix(ecosystem: &str, package: &str) -> Vec<u8> {
     k.extend_from_slice(package.as_bytes());
     k.push(0);
     k
+}
+
+/// Key: SHA-256 of the session id (the cookie value); the id itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user: String,
+    /// Sent back as `X-CSRF-Token` on cookie-authenticated state changes.
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+impl Record for SessionRecord {
+    const TABLE: Table<Self> = Table::new("sessions");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamRole {
+    Owner,
+    Member,
+}
+
+impl TeamRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamRole::Owner => "owner",
+            TeamRole::Member => "member",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub username: String,
+    pub role: TeamRole,
+}
+
+/// Key: the team name, which is also the namespace the team owns (names share one space
+/// with usernames, so neither can take the other's namespace).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamRecord {
+    /// `team_…`: the owner id of the team's secrets.
+    pub id: String,
+    pub name: String,
+    pub members: Vec<TeamMember>,
+    pub created_at: i64,
+}
+impl Record for TeamRecord {
+    const TABLE: Table<Self> = Table::new("teams");
 }

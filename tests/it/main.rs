@@ -2,6 +2,7 @@
 //! 127.0.0.1:0 with a temporary data directory.
 
 mod binary;
+mod browser;
 mod gateway;
 mod manifests;
 mod mirror;
@@ -12,3 +13,4 @@ mod secrets;
 mod snapshots;
 mod support;
 mod tidy;
+mod web;
