@@ -26,15 +26,17 @@ fn env() -> &'static Environment<'static> {
                 tracing::error!(template = %name, error = %e, "template does not parse");
             }
         }
-        env.add_global(
-            "asset",
-            minijinja::Value::from_serialize(json!({
-                "css": assets::url("app.css"),
-                "js": assets::url("app.js"),
-                "htmx": assets::url("htmx.js"),
-                "icon": assets::url("favicon.svg"),
-            })),
-        );
+        // Our own URLs, marked safe so they are not entity-escaped (`/` → `&#x2f;`).
+        let asset: std::collections::BTreeMap<&str, minijinja::Value> = [
+            ("css", "app.css"),
+            ("js", "app.js"),
+            ("htmx", "htmx.js"),
+            ("icon", "favicon.svg"),
+        ]
+        .into_iter()
+        .map(|(k, f)| (k, minijinja::Value::from_safe_string(assets::url(f))))
+        .collect();
+        env.add_global("asset", minijinja::Value::from_object(asset));
         env.add_global("version", env!("CARGO_PKG_VERSION"));
         env.add_filter("pretty", |v: minijinja::Value| -> String {
             serde_json::to_string_pretty(&v).unwrap_or_default()
@@ -138,5 +140,31 @@ impl IntoResponse for HtmlError {
             // The error page itself failed: plain text, still the right status and code.
             Err(_) => (status, format!("{}: {}", self.code.as_str(), self.message)).into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every template parses; a parse error would otherwise only show as a 500 at runtime.
+    #[test]
+    fn every_template_parses_and_the_blog_list_renders() {
+        let names = assets::list("templates/");
+        assert!(names.len() > 10, "{names:?}");
+        for path in names {
+            let name = path.trim_start_matches("templates/");
+            env()
+                .get_template(name)
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        let ctx = json!({"section": "blog", "q": null, "category": null, "tag": null,
+            "featured": null, "posts": [{"slug": "a", "title": "T", "date": "2026-01-01",
+            "summary": "S", "category": "Guides", "tags": ["x y"], "minutes": 1}], "categories": ["Guides"], "tags": ["a"]});
+        env()
+            .get_template("blog.html")
+            .unwrap()
+            .render(minijinja::Value::from_serialize(&ctx))
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 }
