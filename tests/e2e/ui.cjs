@@ -73,8 +73,10 @@ async function main() {
     step("search and filter");
     const short = cfg.package.split("/").pop();
     await page.fill("#q", "everything");
+    // As-you-type: the results region is swapped and the URL follows the query.
+    await page.waitForFunction(() => /for “everything”/.test(document.querySelector("#results .count").textContent));
+    await page.waitForURL((u) => u.search.includes("q=everything"));
     await page.waitForSelector(`#results a[href="/packages/${cfg.package}"]`);
-    check(new URL(page.url()).search.includes("q=everything"), "search is in the URL");
     await page.selectOption("#f-secrets", "no");
     await page.waitForFunction(() => /0 results/.test(document.querySelector("#results .count").textContent));
     await page.selectOption("#f-secrets", "yes");
