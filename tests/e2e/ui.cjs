@@ -59,8 +59,9 @@ async function main() {
     await page.fill("#password", cfg.password);
     await page.click("#login-form button[type=submit]");
     await page.waitForURL((u) => !u.pathname.startsWith("/login"));
-    if (new URL(page.url()).pathname === "/account/password") {
+    if (cfg.mustChange) {
       step("first-run password change");
+      check(new URL(page.url()).pathname === "/account/password", "asked to change the password: " + page.url());
       await page.fill("#current_password", cfg.password);
       await page.fill("#new_password", cfg.newPassword);
       await page.fill("#new_password2", cfg.newPassword);

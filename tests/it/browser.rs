@@ -96,7 +96,7 @@ async fn the_web_ui_in_headless_chromium() {
         .publish(Some(&admin), &manifest.to_string(), "application/json")
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    // The browser user: a member with a password an admin set (so: must change it).
+    // The browser user: a member.
     let r = app
         .post_json(
             Some(&admin),
@@ -105,6 +105,15 @@ async fn the_web_ui_in_headless_chromium() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // An admin reset: the next sign-in must choose a new password (the first-run flow).
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/users/alice/password",
+            &json!({"new_password": "initial password 1"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
 
     let shots = PathBuf::from(
         std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| root().join("target").display().to_string()),
@@ -115,6 +124,7 @@ async fn the_web_ui_in_headless_chromium() {
         "username": "alice",
         "password": "initial password 1",
         "newPassword": "alice's own long password",
+        "mustChange": true,
         "package": "io.github.modelcontextprotocol/server-everything",
         "shots": shots,
         "client": root().join("tests/fixtures/mcp/client.cjs"),
