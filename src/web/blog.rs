@@ -169,7 +169,9 @@ pub async fn index(q: Result<Query<BlogParams>, QueryRejection>) -> Result<Respo
     let tag = p.tag.filter(|t| !t.is_empty());
     let all = posts();
     let filtering = !needle.is_empty() || category.is_some() || tag.is_some();
-    let featured = (!filtering).then(|| all.iter().find(|p| p.featured)).flatten();
+    let featured = (!filtering)
+        .then(|| all.iter().find(|p| p.featured))
+        .flatten();
     let list: Vec<&Post> = all
         .iter()
         .filter(|p| needle.is_empty() || p.haystack.contains(&needle))
@@ -203,8 +205,10 @@ pub async fn index(q: Result<Query<BlogParams>, QueryRejection>) -> Result<Respo
 
 pub async fn post(Path(slug): Path<String>, headers: HeaderMap) -> Result<Response, HtmlError> {
     let Some(p) = posts().iter().find(|p| p.slug == slug) else {
-        return Err(HtmlError::new(ErrorCode::NotFound, "no blog post by that name")
-            .with_hint("see the list at /blog"));
+        return Err(
+            HtmlError::new(ErrorCode::NotFound, "no blog post by that name")
+                .with_hint("see the list at /blog"),
+        );
     };
     let host = headers
         .get("host")

@@ -54,7 +54,15 @@ pub fn highlight(lang: &str, code: &str) -> String {
         if i > 0 {
             out.push('\n');
         }
-        highlight_line(&mut out, line, kws, hash_comments, slash_comments, keyed, &lang);
+        highlight_line(
+            &mut out,
+            line,
+            kws,
+            hash_comments,
+            slash_comments,
+            keyed,
+            &lang,
+        );
     }
     out
 }
@@ -102,10 +110,9 @@ fn highlight_line(
     };
     while i < chars.len() {
         let c = chars[i];
-        let rest_is_comment = (hash_comments
-            && c == '#'
-            && (i == 0 || chars[i - 1].is_whitespace()))
-            || (slash_comments && c == '/' && chars.get(i + 1) == Some(&'/'));
+        let rest_is_comment =
+            (hash_comments && c == '#' && (i == 0 || chars[i - 1].is_whitespace()))
+                || (slash_comments && c == '/' && chars.get(i + 1) == Some(&'/'));
         if rest_is_comment {
             flush(out, &mut plain);
             span(out, "c", &text(i, chars.len()));
@@ -176,7 +183,10 @@ mod tests {
             "<span class=\"t-k\">echo</span> <span class=\"t-s\">&quot;&lt;hi&gt;&quot;</span> <span class=\"t-c\"># note</span>"
         );
         let j = highlight("json", r#"{"a": 1}"#);
-        assert!(j.contains("<span class=\"t-a\">&quot;a&quot;</span>"), "{j}");
+        assert!(
+            j.contains("<span class=\"t-a\">&quot;a&quot;</span>"),
+            "{j}"
+        );
         assert!(j.contains("<span class=\"t-n\">1</span>"), "{j}");
         let t = highlight("toml", "[server]\nport = 8080");
         assert!(t.contains("<span class=\"t-k\">[server]</span>"), "{t}");

@@ -26,7 +26,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, HtmlError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         tracing::error!(error = %e, "blocking task failed");
-        HtmlError::new(ErrorCode::Internal, "internal error; the server log has details")
+        HtmlError::new(
+            ErrorCode::Internal,
+            "internal error; the server log has details",
+        )
     })?
 }
 
@@ -391,11 +394,10 @@ pub async fn deploy(
 ) -> Result<Response, HtmlError> {
     let p = query(q)?;
     let Some(name) = non_empty(&p.package) else {
-        return Err(HtmlError::new(
-            ErrorCode::InvalidRequest,
-            "choose a package to deploy",
-        )
-        .with_hint("open a package from Explore and press Deploy"));
+        return Err(
+            HtmlError::new(ErrorCode::InvalidRequest, "choose a package to deploy")
+                .with_hint("open a package from Explore and press Deploy"),
+        );
     };
     let base = base_url(&headers);
     let ctx = blocking(move || {
@@ -417,10 +419,7 @@ pub async fn dashboard() -> Response {
 }
 
 pub async fn deployment(Path(id): Path<String>) -> Response {
-    shell(
-        "deployment.html",
-        json!({ "section": "servers", "id": id }),
-    )
+    shell("deployment.html", json!({ "section": "servers", "id": id }))
 }
 
 #[derive(Deserialize, Default)]

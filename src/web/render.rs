@@ -49,12 +49,18 @@ fn env() -> &'static Environment<'static> {
 pub fn render_str(template: &str, ctx: &Value) -> Result<String, HtmlError> {
     let t = env().get_template(template).map_err(|e| {
         tracing::error!(template, error = %e, "template missing");
-        HtmlError::new(ErrorCode::Internal, "internal error; the server log has details")
+        HtmlError::new(
+            ErrorCode::Internal,
+            "internal error; the server log has details",
+        )
     })?;
     t.render(minijinja::Value::from_serialize(ctx))
         .map_err(|e| {
             tracing::error!(template, error = %e, "template failed to render");
-            HtmlError::new(ErrorCode::Internal, "internal error; the server log has details")
+            HtmlError::new(
+                ErrorCode::Internal,
+                "internal error; the server log has details",
+            )
         })
 }
 

@@ -47,7 +47,9 @@ async fn the_web_ui_in_headless_chromium() {
         return;
     }
     let Some(deps) = deps() else {
-        eprintln!("skipped: playwright-core, server-everything or the MCP SDK is not in .test-deps (run tests/run.sh)");
+        eprintln!(
+            "skipped: playwright-core, server-everything or the MCP SDK is not in .test-deps (run tests/run.sh)"
+        );
         return;
     };
     let app = TestApp::start_tweaked(|c| {
@@ -116,7 +118,8 @@ async fn the_web_ui_in_headless_chromium() {
     assert!(r.status.is_success(), "{}", r.body);
 
     let shots = PathBuf::from(
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| root().join("target").display().to_string()),
+        std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| root().join("target").display().to_string()),
     )
     .join("e2e-screenshots");
     let cfg = json!({

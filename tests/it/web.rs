@@ -71,7 +71,10 @@ fn check_headers(path: &str, h: &HeaderMap) {
         .unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
     assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{path}: {csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{path}: {csp}"
+    );
     assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
     assert!(h.contains_key("referrer-policy"), "{path}");
     assert!(
@@ -87,7 +90,10 @@ fn check_no_inline_code(path: &str, body: &str) {
         let tag = &body[i..body[i..].find('>').map_or(body.len(), |e| i + e)];
         assert!(tag.contains(" src=\""), "{path}: inline script: {tag}");
     }
-    assert!(!body.contains(" style=\""), "{path}: inline style attribute");
+    assert!(
+        !body.contains(" style=\""),
+        "{path}: inline style attribute"
+    );
     assert!(!body.contains("<style"), "{path}: inline style element");
     assert!(!body.contains(" onclick="), "{path}: inline handler");
 }
@@ -117,7 +123,11 @@ async fn every_page_renders_with_an_empty_registry() {
     let app = TestApp::start().await;
     every_page_renders(&app, &[]).await;
     let home = page(&app, "/").await;
-    assert!(home.body.contains("The registry is empty."), "{}", home.body);
+    assert!(
+        home.body.contains("The registry is empty."),
+        "{}",
+        home.body
+    );
     // The login redirect target is kept only when it is a same-site path.
     let login = page(&app, "/login?next=//evil.example").await;
     assert!(
@@ -270,7 +280,12 @@ async fn assets_are_hashed_cached_and_within_the_page_weight_budget() {
     eprintln!("explore page JS+CSS: {total} bytes uncompressed");
     assert!(total < 150 * 1024, "explore JS+CSS is {total} bytes");
     // An old hash is an HTML 404, not a stale file.
-    let r = app.client.get(app.url("/assets/app.000000000000.css")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/assets/app.000000000000.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // HTML is compressed for clients that accept gzip.
     let r = app
@@ -287,7 +302,12 @@ async fn assets_are_hashed_cached_and_within_the_page_weight_budget() {
 #[tokio::test]
 async fn blog_feed_is_atom_with_every_post() {
     let app = TestApp::start().await;
-    let r = app.client.get(app.url("/blog/feed.xml")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/blog/feed.xml"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["content-type"]
@@ -306,6 +326,11 @@ async fn blog_feed_is_atom_with_every_post() {
     assert!(post.body.contains("id=\"share-url\""));
     // Filters: a tag only one post has.
     let list = page(&app, "/blog?tag=air-gapped").await;
-    assert_eq!(list.body.matches("<article class=\"card\">").count(), 1, "{}", list.body);
+    assert_eq!(
+        list.body.matches("<article class=\"card\">").count(),
+        1,
+        "{}",
+        list.body
+    );
     app.stop().await;
 }
