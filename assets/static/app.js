@@ -255,6 +255,8 @@
       }
       refresh();
       setInterval(refresh, 2000);
+      var chart = $("#usage-chart");
+      setInterval(function () { chart.src = chart.src.split("?")[0] + "?t=" + Date.now(); }, 30000);
       // Live logs over SSE (EventSource sends the session cookie).
       var logs = $("#logs");
       var es = new EventSource(API + path + "/logs?follow=true&limit=500");

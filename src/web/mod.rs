@@ -9,6 +9,7 @@ pub mod blog;
 mod highlight;
 mod pages;
 mod render;
+mod usage;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/deploy", get(pages::deploy))
         .route("/dashboard", get(pages::dashboard))
         .route("/dashboard/deployments/{id}", get(pages::deployment))
+        .route("/dashboard/deployments/{id}/usage.svg", get(usage::chart))
         .route("/secrets", get(pages::secrets))
         .route("/settings", get(pages::settings))
         .route("/blog", get(blog::index))

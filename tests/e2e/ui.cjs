@@ -134,6 +134,9 @@ async function main() {
     await page.click("#deployments a");
     await page.waitForSelector("#dep-health.status-healthy", { timeout: 60000 });
     await page.waitForSelector("#log-state:has-text('live')");
+    // The usage chart is server-side SVG, fetched with the session cookie.
+    await page.waitForFunction(() => document.querySelector("#usage-chart").complete &&
+      document.querySelector("#usage-chart").naturalWidth > 0);
     await page.waitForFunction(() => document.querySelector("#logs").textContent.trim().length > 0, null, { timeout: 60000 });
     const before = (await page.textContent("#logs")).length;
     // A second client makes the server write more; the open page receives it live.

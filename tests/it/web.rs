@@ -25,6 +25,7 @@ const PAGES: &[(&str, u16)] = &[
     ("/account/password", 200),
     ("/dashboard", 200),
     ("/dashboard/deployments/d-unknown", 200),
+    ("/dashboard/deployments/d-unknown/usage.svg", 401),
     ("/secrets", 200),
     ("/secrets?tab=keys", 200),
     ("/secrets?tab=nope", 400),
