@@ -41,13 +41,21 @@ pub async fn chart(
         let (who, _) = app.accounts.session(&token)?;
         let rows = crate::gateway::meter::usage_of(&app.store, &who.user).map_err(|e| {
             tracing::error!(error = %e, "usage read failed");
-            HtmlError::new(ErrorCode::Internal, "internal error; the server log has details")
+            HtmlError::new(
+                ErrorCode::Internal,
+                "internal error; the server log has details",
+            )
         })?;
         let mine: Vec<UsageRecord> = rows.into_iter().filter(|r| r.deployment == id).collect();
         Ok(render(&mine, now))
     })
     .await
-    .map_err(|_| HtmlError::new(ErrorCode::Internal, "internal error; the server log has details"))??;
+    .map_err(|_| {
+        HtmlError::new(
+            ErrorCode::Internal,
+            "internal error; the server log has details",
+        )
+    })??;
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),
