@@ -339,7 +339,11 @@ impl Config {
             ));
         }
         let a = &c.auth;
-        if argon2_params_invalid(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism) {
+        if argon2_params_invalid(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+        ) {
             return Err(ConfigError::Invalid(
                 "auth.argon2_*: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1"
                     .into(),
@@ -390,9 +394,7 @@ impl Config {
 }
 
 fn argon2_params_invalid(memory_kib: u32, iterations: u32, parallelism: u32) -> bool {
-    iterations < 1
-        || !(1..=0xFF_FFFF).contains(&parallelism)
-        || memory_kib < 8 * parallelism
+    iterations < 1 || !(1..=0xFF_FFFF).contains(&parallelism) || memory_kib < 8 * parallelism
 }
 
 /// The whole file is the passphrase, minus one trailing line break.
@@ -470,6 +472,27 @@ mod tests {
         assert_eq!(c.listen.port(), 9000, "file beats default");
         assert_eq!(c.log, "warn", "env/flag beats file");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY, "default kept");
+    }
+
+    #[test]
+    fn auth_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[auth]\nargon2_memory_kib = 65536\nargon2_iterations = 3\nsession_hours = 8\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.auth.argon2_memory_kib, 65536);
+        assert_eq!(c.auth.argon2_iterations, 3);
+        assert_eq!(c.auth.session_hours, 8);
+        assert_eq!(c.auth.login_burst_account, 5, "defaults fill the rest");
+        std::fs::write(&f, "[auth]\nargon2_iterations = 0\n").unwrap();
+        assert!(Config::load(Some(&f), Overrides::default()).is_err());
+        std::fs::write(&f, "[auth]\nargon2_memroy_kib = 1\n").unwrap();
+        let err = Config::load(Some(&f), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("argon2_memroy_kib"), "{err}");
     }
 
     #[test]

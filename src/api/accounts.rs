@@ -70,8 +70,8 @@ pub async fn login(
     })
     .await?;
     let max_age = app.config.auth.session_hours.max(1) * 3600;
-    let mut resp = Json(json!({ "user": view, "csrf_token": session.record.csrf_token }))
-        .into_response();
+    let mut resp =
+        Json(json!({ "user": view, "csrf_token": session.record.csrf_token })).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         cookie(&session.token, max_age, secure(&app, &headers)),
@@ -105,7 +105,10 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
     Ok(resp)
 }
 
-pub async fn session(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn session(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let a = app.clone();
     let out = blocking(move || {
         let (who, s) = cookie_session(&a, &headers).map_err(|_| {
@@ -456,8 +459,8 @@ pub async fn add_member(
         body,
         r#"send {"username": "…", "role": "member"|"owner"}"#,
     )?;
-    let t = blocking(move || Ok(app.accounts.add_member(&who, &team, &b.username, b.role)?))
-        .await?;
+    let t =
+        blocking(move || Ok(app.accounts.add_member(&who, &team, &b.username, b.role)?)).await?;
     Ok(Json(views::team(&t)))
 }
 

@@ -59,7 +59,11 @@ pub fn cookie_session(
 }
 
 /// Authenticate a request by key or cookie; cookie-authenticated changes need the CSRF token.
-pub fn authenticate(app: &App, method: &Method, headers: &HeaderMap) -> Result<Principal, AuthError> {
+pub fn authenticate(
+    app: &App,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, AuthError> {
     if let Some(token) = bearer(headers) {
         return app.accounts.authenticate(token?);
     }

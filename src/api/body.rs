@@ -40,11 +40,24 @@ pub fn parse_json<T: DeserializeOwned>(
             // Only these name fields and nothing else; "invalid type/value" would quote data.
             Category::Data => {
                 let m = e.to_string();
-                if m.starts_with("unknown field")
-                    || m.starts_with("missing field")
-                    || m.starts_with("duplicate field")
-                {
+                if m.starts_with("missing field") || m.starts_with("duplicate field") {
                     m
+                } else if m.starts_with("unknown field") {
+                    // serde quotes the sent name, which could be pasted data: it is kept only
+                    // when it looks like a field name (`nmae`), never like a value.
+                    let sent = m.split('`').nth(1).unwrap_or("");
+                    let name_like = (1..=40).contains(&sent.len())
+                        && sent.starts_with(|c: char| c.is_ascii_lowercase())
+                        && sent
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    match (name_like, m.split_once(", expected")) {
+                        (true, _) => m,
+                        (false, Some((_, rest))) => {
+                            format!("an unknown field was sent; expected{rest}")
+                        }
+                        (false, None) => "an unknown field was sent".into(),
+                    }
                 } else {
                     "a field has the wrong type or value".into()
                 }

@@ -56,18 +56,18 @@ fn resolve(
     app: &App,
     who: &Principal,
     path: &(String, String, Option<String>),
-) -> Result<Arc<Deployment>, Response> {
+) -> Result<Arc<Deployment>, Refusal> {
     let d = app
         .gateway
         .resolve(&path.0, &path.1, path.2.as_deref())
-        .map_err(render)?;
+        .map_err(|e| Box::new(render(e)))?;
     match super::deployments::visible(app, who, &d) {
         Ok(true) => Ok(d),
-        Ok(false) => Err(render(GatewayError::NotFound(match &path.2 {
+        Ok(false) => Err(Box::new(render(GatewayError::NotFound(match &path.2 {
             Some(id) => format!("no deployment {id} of {}/{}", path.0, path.1),
             None => format!("{}/{} has no deployment", path.0, path.1),
-        }))),
-        Err(e) => Err(e.into_response()),
+        })))),
+        Err(e) => Err(Box::new(e.into_response())),
     }
 }
 
@@ -256,7 +256,7 @@ async fn post(
     };
     let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let meta = PostMeta {
         session: header_str(&h, SESSION_HEADER),
@@ -329,7 +329,7 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
     }
     let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let session = header_str(&h, SESSION_HEADER);
     match app
@@ -364,7 +364,7 @@ async fn delete(app: Arc<App>, path: (String, String, Option<String>), h: Header
     };
     let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match app
         .gateway

@@ -28,8 +28,8 @@ use crate::app::App;
 use crate::auth::Scope as auth_scope;
 use crate::error::ErrorCode;
 use error::ApiError;
-pub use routes::{Access, RouteSpec};
 use routes::Routes;
+pub use routes::{Access, RouteSpec};
 
 /// Largest MCP message accepted by the gateway.
 const MCP_MAX_BODY: usize = 4 * 1024 * 1024;
@@ -42,7 +42,12 @@ fn api_routes() -> Routes {
         .add("POST", "/packages", S(Publish), packages::publish)
         .add("GET", "/packages", Public, packages::list)
         .add("GET", "/packages/{name}", Public, packages::get)
-        .add("GET", "/packages/{name}/versions", Public, packages::versions)
+        .add(
+            "GET",
+            "/packages/{name}/versions",
+            Public,
+            packages::versions,
+        )
         .add(
             "GET",
             "/packages/{name}/versions/{version}",
@@ -88,7 +93,12 @@ fn api_routes() -> Routes {
             S(Admin),
             accounts::reset_password,
         )
-        .add("DELETE", "/users/{username}", S(Admin), accounts::delete_user)
+        .add(
+            "DELETE",
+            "/users/{username}",
+            S(Admin),
+            accounts::delete_user,
+        )
         .add("POST", "/keys", S(Admin), accounts::create_key)
         .add("GET", "/keys", S(Read), accounts::list_keys)
         .add(
@@ -139,7 +149,12 @@ fn api_routes() -> Routes {
         .add("POST", "/deploy", S(Deploy), deployments::deploy)
         .add("GET", "/deployments", S(Read), deployments::list)
         .add("GET", "/deployments/{id}", S(Read), deployments::get)
-        .add("DELETE", "/deployments/{id}", S(Deploy), deployments::delete)
+        .add(
+            "DELETE",
+            "/deployments/{id}",
+            S(Deploy),
+            deployments::delete,
+        )
         .add(
             "POST",
             "/deployments/{id}/restart",
@@ -169,8 +184,18 @@ fn gateway_routes() -> Routes {
         .add("POST", "/mcp/{ns}/{name}", u, mcp::post_package)
         .add("GET", "/mcp/{ns}/{name}", u, mcp::get_package)
         .add("DELETE", "/mcp/{ns}/{name}", u, mcp::delete_package)
-        .add("POST", "/mcp/{ns}/{name}/{deployment}", u, mcp::post_deployment)
-        .add("GET", "/mcp/{ns}/{name}/{deployment}", u, mcp::get_deployment)
+        .add(
+            "POST",
+            "/mcp/{ns}/{name}/{deployment}",
+            u,
+            mcp::post_deployment,
+        )
+        .add(
+            "GET",
+            "/mcp/{ns}/{name}/{deployment}",
+            u,
+            mcp::get_deployment,
+        )
         .add(
             "DELETE",
             "/mcp/{ns}/{name}/{deployment}",
@@ -275,5 +300,5 @@ pub async fn serve(
         router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-        .await
+    .await
 }

@@ -126,9 +126,7 @@ impl Coded for AuthError {
     fn details(&self) -> Option<serde_json::Value> {
         match self {
             AuthError::InsufficientScope(s) => Some(serde_json::json!({ "required": s })),
-            AuthError::RateLimited(secs) => {
-                Some(serde_json::json!({ "retry_after_secs": secs }))
-            }
+            AuthError::RateLimited(secs) => Some(serde_json::json!({ "retry_after_secs": secs })),
             _ => None,
         }
     }
@@ -215,9 +213,10 @@ pub fn validate_username(name: &str) -> Result<(), AuthError> {
     if ok {
         Ok(())
     } else {
-        Err(AuthError::Invalid(format!(
-            "name {name:?} must be 2–39 characters of a–z, 0–9 and '-', not starting or ending with '-'"
-        )))
+        // The name is not echoed: people paste passwords into the wrong field.
+        Err(AuthError::Invalid(
+            "user and team names must be 2–39 characters of a–z, 0–9 and '-', not starting or ending with '-'".into(),
+        ))
     }
 }
 
@@ -377,8 +376,11 @@ impl Accounts {
 
     /// The stored hash's own parameters apply (so raising the config keeps old hashes valid).
     fn password_matches(hash: &str, password: &str) -> bool {
-        PasswordHash::new(hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     }
 
     /// A hash to verify against when the user does not exist, so an unknown name costs the
@@ -394,7 +396,9 @@ impl Accounts {
     /// Check a username and password without rate limiting (CLI, tests). The web login is
     /// [`Accounts::login`].
     pub fn verify_password(&self, username: &str, password: &str) -> Result<UserRecord, AuthError> {
-        let user = self.store.read(|r| r.get::<UserRecord>(username.as_bytes()))?;
+        let user = self
+            .store
+            .read(|r| r.get::<UserRecord>(username.as_bytes()))?;
         let hash = user
             .as_ref()
             .map_or(self.dummy_hash(), |u| u.password_hash.as_str());
@@ -557,9 +561,7 @@ impl Accounts {
             let _slot = self.hash_slot()?;
             let user = self.user(&who.user)?;
             if !Self::password_matches(&user.password_hash, current) {
-                return Err(AuthError::Forbidden(
-                    "the current password is wrong".into(),
-                ));
+                return Err(AuthError::Forbidden("the current password is wrong".into()));
             }
             self.hash_password(new_password)?
         };
@@ -827,7 +829,12 @@ impl Accounts {
             .map(|(h, mut k)| {
                 let fresh = cache
                     .as_ref()
-                    .and_then(|c| h.as_slice().try_into().ok().and_then(|h: [u8; 32]| c.get(&h).cloned()))
+                    .and_then(|c| {
+                        h.as_slice()
+                            .try_into()
+                            .ok()
+                            .and_then(|h: [u8; 32]| c.get(&h).cloned())
+                    })
                     .map(|e| e.last_used.load(Ordering::Relaxed))
                     .unwrap_or(0);
                 if fresh > k.last_used_at.unwrap_or(0) {

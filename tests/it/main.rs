@@ -1,6 +1,7 @@
 //! The one integration-test binary: starts the real router (or the built binary) on
 //! 127.0.0.1:0 with a temporary data directory.
 
+mod accounts;
 mod binary;
 mod browser;
 mod gateway;

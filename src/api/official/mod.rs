@@ -21,11 +21,11 @@ use serde_json::{Value, json};
 pub use edge::edge;
 
 use super::auth::Caller;
-use super::routes::{Access, Routes};
 use super::error::{
     ApiError, Problem, from_bytes_rejection, from_json_rejection, from_path_rejection,
     from_query_rejection,
 };
+use super::routes::{Access, Routes};
 use crate::ambient::parse_rfc3339;
 use crate::app::App;
 use crate::auth::KEY_PREFIX;
