@@ -19,7 +19,14 @@ const steps = [];
 let page = null;
 let current = "start";
 
-function step(name) { current = name; steps.push(name); }
+// With SIGIL_E2E_ALL_SHOTS set, every step's end state is saved too (for looking at pages).
+async function step(name) {
+  if (process.env.SIGIL_E2E_ALL_SHOTS && page && steps.length) {
+    fs.mkdirSync(cfg.shots, { recursive: true });
+    await page.screenshot({ path: path.join(cfg.shots, "ok-" + steps.length + "-" + current.replace(/[^a-z0-9]+/gi, "-") + ".png"), fullPage: true });
+  }
+  current = name; steps.push(name);
+}
 function check(cond, msg) { if (!cond) throw new Error(msg); }
 
 function runClient(url, key, ops) {
@@ -50,7 +57,7 @@ async function main() {
     page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
     page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy|Refused/.test(m.text())) errors.push(m.text()); });
 
-    step("log in");
+    await step("log in");
     await page.goto(cfg.base + "/login?next=/");
     await page.fill("#username", cfg.username);
     await page.fill("#password", "wrong password!");
@@ -60,7 +67,7 @@ async function main() {
     await page.click("#login-form button[type=submit]");
     await page.waitForURL((u) => !u.pathname.startsWith("/login"));
     if (cfg.mustChange) {
-      step("first-run password change");
+      await step("first-run password change");
       check(new URL(page.url()).pathname === "/account/password", "asked to change the password: " + page.url());
       await page.fill("#current_password", cfg.password);
       await page.fill("#new_password", cfg.newPassword);
@@ -71,7 +78,7 @@ async function main() {
     await page.waitForSelector("#who-name");
     check((await page.textContent("#who-name")) === cfg.username, "header shows the user");
 
-    step("search and filter");
+    await step("search and filter");
     const short = cfg.package.split("/").pop();
     await page.fill("#q", "everything");
     // As-you-type: the results region is swapped and the URL follows the query.
@@ -83,20 +90,20 @@ async function main() {
     await page.selectOption("#f-secrets", "yes");
     await page.waitForSelector(`#results a[href="/packages/${cfg.package}"]`);
 
-    step("open a package");
+    await step("open a package");
     await page.click(`#results a[href="/packages/${cfg.package}"]`);
     await page.waitForSelector("h1");
     check((await page.textContent(".pkg-name")).includes(cfg.package), "package page names it");
     check(await page.isVisible("text=EVERYTHING_TOKEN"), "required secret listed");
 
-    step("copy a snippet");
+    await step("copy a snippet");
     await page.click("#tab-claude-code");
     await page.click('#panel-claude-code button[data-copy]');
     await page.waitForSelector('#panel-claude-code button:has-text("Copied")');
     const clip = await page.evaluate(() => navigator.clipboard.readText());
     check(clip.startsWith("claude mcp add --transport http " + short) && clip.includes("/mcp/" + cfg.package), "clipboard: " + clip);
 
-    step("deploy wizard blocks a missing secret");
+    await step("deploy wizard blocks a missing secret");
     await page.click("#deploy-link");
     await page.waitForSelector('.secret-row[data-secret="EVERYTHING_TOKEN"] .secret-state.missing');
     await page.click("#deploy-button");
@@ -105,18 +112,18 @@ async function main() {
     check(/EVERYTHING_TOKEN/.test(msg) && /before deploying/.test(msg), "clear message: " + msg);
     check(await page.isHidden("#progress"), "nothing was deployed");
 
-    step("set the secret inline");
+    await step("set the secret inline");
     await page.fill("#set-EVERYTHING_TOKEN", "e2e-token-value");
     await page.click('[data-set-secret="EVERYTHING_TOKEN"]');
     await page.waitForSelector('.secret-row[data-secret="EVERYTHING_TOKEN"] .secret-state.set');
 
-    step("deploy");
+    await step("deploy");
     await page.click("#deploy-button");
     await page.waitForSelector("#deploy-done:not([hidden])", { timeout: 180000 });
     const url = (await page.textContent("#deploy-url")).trim();
     check(url.includes("/mcp/" + cfg.package + "/"), "gateway URL: " + url);
 
-    step("create an API key");
+    await step("create an API key");
     await page.goto(cfg.base + "/secrets?tab=keys");
     await page.waitForSelector("#keys-table tbody");
     await page.fill("#key-name", "e2e");
@@ -126,7 +133,7 @@ async function main() {
     check(key.startsWith("sgl_"), "key shown once");
     await page.waitForSelector('#keys-table tr[data-key="e2e"] .key-state:has-text("active")');
 
-    step("deployment turns healthy and logs stream");
+    await step("deployment turns healthy and logs stream");
     const call = await runClient(url, key, [{ op: "list" }, { op: "call", name: "echo", args: { message: "hi from e2e" } }]);
     check(call.ok, "MCP client through the gateway: " + JSON.stringify(call));
     await page.goto(cfg.base + "/dashboard");
@@ -146,7 +153,7 @@ async function main() {
     await page.waitForFunction((n) => document.querySelector("#logs").textContent.length > n ||
       document.querySelectorAll("#events li").length > 0, before, { timeout: 60000 });
 
-    step("revoke the API key");
+    await step("revoke the API key");
     await page.goto(cfg.base + "/secrets?tab=keys");
     await page.click('#keys-table tr[data-key="e2e"] button:has-text("Revoke")');
     await page.click("#confirm-ok");
@@ -154,7 +161,7 @@ async function main() {
     const status = await page.evaluate(async (k) => (await fetch("/api/v1/me", { headers: { Authorization: "Bearer " + k }, credentials: "omit" })).status, key);
     check(status === 401, "revoked key is refused: " + status);
 
-    step("read a blog post");
+    await step("read a blog post");
     await page.goto(cfg.base + "/blog");
     await page.click('a[href="/blog/getting-started"]');
     await page.waitForSelector("article.post h1");
@@ -163,7 +170,7 @@ async function main() {
     await page.click('button[data-copy="#share-url"]');
     check((await page.evaluate(() => navigator.clipboard.readText())).endsWith("/blog/getting-started"), "share link copied");
 
-    step("log out");
+    await step("log out");
     await page.click("#logout");
     await page.waitForURL((u) => u.pathname === "/");
     await page.goto(cfg.base + "/dashboard");
