@@ -17,4 +17,5 @@ pub mod scan;
 pub mod search;
 pub mod store;
 pub mod vault;
+pub mod web;
 pub mod worker;

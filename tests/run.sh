@@ -39,6 +39,24 @@ else
     echo "npm not found: the gateway end-to-end tests will be skipped"
 fi
 
+# The web UI's browser end-to-end test: Debian's chromium (installed only when missing;
+# CI runs as root) and playwright-core, pinned, driving it. Without them that test prints
+# "skipped".
+PLAYWRIGHT=playwright-core@1.65.1
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== apt-get install chromium"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+            || echo "chromium could not be installed: the browser test will be skipped"
+    else
+        echo "chromium not installed and not root: the browser test will be skipped"
+    fi
+fi
+if command -v npm >/dev/null 2>&1; then
+    echo "== npm install $PLAYWRIGHT into .test-deps"
+    npm install --no-audit --no-fund --loglevel=error --prefix "$DEPS" --cache "$DEPS/npm-cache" "$PLAYWRIGHT"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -12,7 +12,7 @@ mod packages;
 pub mod routes;
 mod scans;
 mod secrets;
-mod views;
+pub(crate) mod views;
 
 use std::sync::Arc;
 
@@ -240,6 +240,8 @@ pub fn router(app: Arc<App>) -> Router {
         // The official MCP registry API: the same handlers under both prefixes.
         .nest("/v0", official::router("/v0"))
         .nest("/v0.1", official::router("/v0.1"))
+        // The web UI (HTML pages, embedded assets, the blog).
+        .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Wraps every route and fallback; for /v0* only: NUL check, trailing-slash
@@ -265,10 +267,18 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such endpoint").with_hint(
-        "the API lives under /api/v1; package names in paths are URL-encoded (acme%2Fweather)",
-    )
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if crate::web::wants_html(uri.path(), accept) {
+        return crate::web::not_found_page();
+    }
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+        .with_hint(
+            "the API lives under /api/v1; package names in paths are URL-encoded (acme%2Fweather)",
+        )
+        .into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

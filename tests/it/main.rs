@@ -3,6 +3,7 @@
 
 mod accounts;
 mod binary;
+mod browser;
 mod cli;
 mod cli_run;
 mod clients;
@@ -19,3 +20,4 @@ mod secrets;
 mod snapshots;
 mod support;
 mod tidy;
+mod web;

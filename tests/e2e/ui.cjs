@@ -1,0 +1,195 @@
+// Browser end-to-end test of the web UI in real headless Chromium, driven by playwright-core
+// (from $SIGIL_TEST_DEPS; tests/run.sh installs it) against Debian's /usr/bin/chromium.
+//
+// usage: node ui.cjs CONFIG_JSON
+// CONFIG: {"base","username","password","newPassword","package","shots","client"}
+// Prints one JSON line: {"ok":true,"steps":[…]} or {"ok":false,"step":…,"error":…,"screenshot":…}.
+const path = require("node:path");
+const fs = require("node:fs");
+const os = require("node:os");
+const { execFile } = require("node:child_process");
+const { createRequire } = require("node:module");
+
+const deps = process.env.SIGIL_TEST_DEPS;
+const req = createRequire(path.join(deps, "node_modules", "x.js"));
+const { chromium } = req("playwright-core");
+
+const cfg = JSON.parse(process.argv[2]);
+const steps = [];
+let page = null;
+let current = "start";
+
+// With SIGIL_E2E_ALL_SHOTS set, every step's end state is saved too (for looking at pages).
+async function step(name) {
+  if (process.env.SIGIL_E2E_ALL_SHOTS && page && steps.length) {
+    fs.mkdirSync(cfg.shots, { recursive: true });
+    await page.screenshot({ path: path.join(cfg.shots, "ok-" + steps.length + "-" + current.replace(/[^a-z0-9]+/gi, "-") + ".png"), fullPage: true });
+  }
+  current = name; steps.push(name);
+}
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+function runClient(url, key, ops) {
+  return new Promise((resolve) => {
+    execFile("node", [cfg.client, url, key, JSON.stringify(ops)], { env: process.env, timeout: 120000 },
+      (err, stdout) => {
+        const line = String(stdout || "").trim().split("\n").pop();
+        try { resolve(JSON.parse(line)); } catch (_) { resolve({ ok: false, error: String(err || stdout) }); }
+      });
+  });
+}
+
+async function main() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sigil-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 900 },
+  });
+  const errors = [];
+  try {
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: cfg.base });
+    page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(30000);
+    // A CSP violation or script error is a failure, whatever else works.
+    page.on("pageerror", (e) => errors.push("pageerror: " + e.message));
+    page.on("console", (m) => { if (m.type() === "error" && /Content Security Policy|Refused/.test(m.text())) errors.push(m.text()); });
+
+    await step("log in");
+    await page.goto(cfg.base + "/login?next=/");
+    await page.fill("#username", cfg.username);
+    await page.fill("#password", "wrong password!");
+    await page.click("#login-form button[type=submit]");
+    await page.waitForSelector("#login-error:not([hidden])");
+    await page.fill("#password", cfg.password);
+    await page.click("#login-form button[type=submit]");
+    await page.waitForURL((u) => !u.pathname.startsWith("/login"));
+    if (cfg.mustChange) {
+      await step("first-run password change");
+      check(new URL(page.url()).pathname === "/account/password", "asked to change the password: " + page.url());
+      await page.fill("#current_password", cfg.password);
+      await page.fill("#new_password", cfg.newPassword);
+      await page.fill("#new_password2", cfg.newPassword);
+      await page.click("#password-form button[type=submit]");
+      await page.waitForURL((u) => u.pathname === "/");
+    }
+    await page.waitForSelector("#who-name");
+    check((await page.textContent("#who-name")) === cfg.username, "header shows the user");
+
+    await step("search and filter");
+    const short = cfg.package.split("/").pop();
+    await page.fill("#q", "everything");
+    // As-you-type: the results region is swapped and the URL follows the query.
+    await page.waitForFunction(() => /for “everything”/.test(document.querySelector("#results .count").textContent));
+    await page.waitForURL((u) => u.search.includes("q=everything"));
+    await page.waitForSelector(`#results a[href="/packages/${cfg.package}"]`);
+    await page.selectOption("#f-secrets", "no");
+    await page.waitForFunction(() => /0 results/.test(document.querySelector("#results .count").textContent));
+    await page.selectOption("#f-secrets", "yes");
+    await page.waitForSelector(`#results a[href="/packages/${cfg.package}"]`);
+
+    await step("open a package");
+    await page.click(`#results a[href="/packages/${cfg.package}"]`);
+    await page.waitForSelector("h1");
+    check((await page.textContent(".pkg-name")).includes(cfg.package), "package page names it");
+    check(await page.isVisible("text=EVERYTHING_TOKEN"), "required secret listed");
+
+    await step("copy a snippet");
+    await page.click("#tab-claude-code");
+    await page.click('#panel-claude-code button[data-copy]');
+    await page.waitForSelector('#panel-claude-code button:has-text("Copied")');
+    const clip = await page.evaluate(() => navigator.clipboard.readText());
+    check(clip.startsWith("claude mcp add --transport http " + short) && clip.includes("/mcp/" + cfg.package), "clipboard: " + clip);
+
+    await step("deploy wizard blocks a missing secret");
+    await page.click("#deploy-link");
+    await page.waitForSelector('.secret-row[data-secret="EVERYTHING_TOKEN"] .secret-state.missing');
+    await page.click("#deploy-button");
+    await page.waitForSelector("#deploy-error:not([hidden])");
+    const msg = await page.textContent("#deploy-error");
+    check(/EVERYTHING_TOKEN/.test(msg) && /before deploying/.test(msg), "clear message: " + msg);
+    check(await page.isHidden("#progress"), "nothing was deployed");
+
+    await step("set the secret inline");
+    await page.fill("#set-EVERYTHING_TOKEN", "e2e-token-value");
+    await page.click('[data-set-secret="EVERYTHING_TOKEN"]');
+    await page.waitForSelector('.secret-row[data-secret="EVERYTHING_TOKEN"] .secret-state.set');
+
+    await step("deploy");
+    await page.click("#deploy-button");
+    await page.waitForSelector("#deploy-done:not([hidden])", { timeout: 180000 });
+    const url = (await page.textContent("#deploy-url")).trim();
+    check(url.includes("/mcp/" + cfg.package + "/"), "gateway URL: " + url);
+
+    await step("create an API key");
+    await page.goto(cfg.base + "/secrets?tab=keys");
+    await page.waitForSelector("#keys-table tbody");
+    await page.fill("#key-name", "e2e");
+    await page.click("#key-form button[type=submit]");
+    await page.waitForSelector("#new-key:not([hidden])");
+    const key = (await page.textContent("#new-key-value")).trim();
+    check(key.startsWith("sgl_"), "key shown once");
+    await page.waitForSelector('#keys-table tr[data-key="e2e"] .key-state:has-text("active")');
+
+    await step("deployment turns healthy and logs stream");
+    const call = await runClient(url, key, [{ op: "list" }, { op: "call", name: "echo", args: { message: "hi from e2e" } }]);
+    check(call.ok, "MCP client through the gateway: " + JSON.stringify(call));
+    await page.goto(cfg.base + "/dashboard");
+    await page.waitForSelector("#deployments a");
+    await page.click("#deployments a");
+    await page.waitForSelector("#dep-health.status-healthy", { timeout: 60000 });
+    await page.waitForSelector("#log-state:has-text('live')");
+    // The usage chart is server-side SVG, fetched with the session cookie.
+    await page.waitForFunction(() => document.querySelector("#usage-chart").complete &&
+      document.querySelector("#usage-chart").naturalWidth > 0);
+    await page.waitForFunction(() => document.querySelector("#logs").textContent.trim().length > 0, null, { timeout: 60000 });
+    const before = (await page.textContent("#logs")).length;
+    // A second client makes the server write more; the open page receives it live.
+    await runClient(url, key, [{ op: "list" }]);
+    await page.click("#restart");
+    await page.click("#confirm-ok");
+    await page.waitForFunction((n) => document.querySelector("#logs").textContent.length > n ||
+      document.querySelectorAll("#events li").length > 0, before, { timeout: 60000 });
+
+    await step("revoke the API key");
+    await page.goto(cfg.base + "/secrets?tab=keys");
+    await page.click('#keys-table tr[data-key="e2e"] button:has-text("Revoke")');
+    await page.click("#confirm-ok");
+    await page.waitForSelector('#keys-table tr[data-key="e2e"] .key-state:has-text("revoked")');
+    const status = await page.evaluate(async (k) => (await fetch("/api/v1/me", { headers: { Authorization: "Bearer " + k }, credentials: "omit" })).status, key);
+    check(status === 401, "revoked key is refused: " + status);
+
+    await step("read a blog post");
+    await page.goto(cfg.base + "/blog");
+    await page.click('a[href="/blog/getting-started"]');
+    await page.waitForSelector("article.post h1");
+    check((await page.textContent("article.post h1")).includes("Getting started"), "post title");
+    check((await page.$$("pre.code span.t-k, pre.code span.t-s")).length > 0, "highlighted code");
+    await page.click('button[data-copy="#share-url"]');
+    check((await page.evaluate(() => navigator.clipboard.readText())).endsWith("/blog/getting-started"), "share link copied");
+
+    await step("log out");
+    await page.click("#logout");
+    await page.waitForURL((u) => u.pathname === "/");
+    await page.goto(cfg.base + "/dashboard");
+    await page.waitForURL((u) => u.pathname === "/login");
+
+    check(errors.length === 0, "browser errors: " + errors.join(" | "));
+    console.log(JSON.stringify({ ok: true, steps }));
+  } catch (e) {
+    let shot = null;
+    try {
+      fs.mkdirSync(cfg.shots, { recursive: true });
+      shot = path.join(cfg.shots, current.replace(/[^a-z0-9]+/gi, "-") + ".png");
+      if (page) await page.screenshot({ path: shot, fullPage: true });
+    } catch (_) { shot = null; }
+    console.log(JSON.stringify({ ok: false, step: current, error: String(e && e.stack || e), errors, screenshot: shot, steps }));
+  } finally {
+    await context.close().catch(() => {});
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { console.log(JSON.stringify({ ok: false, step: current, error: String(e) })); });

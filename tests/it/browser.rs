@@ -1,0 +1,164 @@
+//! Browser end-to-end: the web UI in real headless Chromium (Debian's /usr/bin/chromium,
+//! driven by playwright-core from $SIGIL_TEST_DEPS; tests/run.sh installs both). Logs in,
+//! searches and filters, opens a package, copies a snippet, runs the deploy wizard into its
+//! missing-secret block, sets the secret, deploys server-everything, watches it turn healthy
+//! with live logs, creates and revokes an API key, reads a blog post. A failing step saves a
+//! screenshot under target/e2e-screenshots/. Prints "skipped" without chromium or the deps.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::support::TestApp;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn deps() -> Option<PathBuf> {
+    let dir = std::env::var_os("SIGIL_TEST_DEPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".test-deps"));
+    let need = [
+        "node_modules/playwright-core/package.json",
+        "node_modules/@modelcontextprotocol/sdk/package.json",
+        "node_modules/@modelcontextprotocol/server-everything/package.json",
+    ];
+    need.iter().all(|p| dir.join(p).exists()).then_some(dir)
+}
+
+fn have(cmd: &str, arg: &str) -> bool {
+    std::process::Command::new(cmd)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn the_web_ui_in_headless_chromium() {
+    if !Path::new("/usr/bin/chromium").exists() {
+        eprintln!("skipped: /usr/bin/chromium is not installed (tests/run.sh installs it)");
+        return;
+    }
+    if !have("node", "--version") {
+        eprintln!("skipped: node is not installed");
+        return;
+    }
+    let Some(deps) = deps() else {
+        eprintln!(
+            "skipped: playwright-core, server-everything or the MCP SDK is not in .test-deps (run tests/run.sh)"
+        );
+        return;
+    };
+    let app = TestApp::start_tweaked(|c| {
+        c.runtime.backoff_base_ms = 50;
+        c.runtime.backoff_max_ms = 200;
+        c.runtime.stop_grace_ms = 500;
+        c.runtime.start_timeout_secs = 30;
+        // Air-gapped install from the cache tests/run.sh filled; one shared install dir.
+        c.runtime.npm_cache = Some(deps.join("npm-cache"));
+        c.runtime.offline = true;
+        c.runtime.packages_dir = Some(deps.join("sigil-packages"));
+    })
+    .await;
+    let admin = app.admin_key.clone();
+    // The publisher side, over the JSON API: server-everything with one required secret.
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
+            &json!({"user": "admin"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let manifest = json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": "io.github.modelcontextprotocol/server-everything",
+        "title": "Everything",
+        "description": "MCP test server exercising every protocol feature",
+        "version": "2026.8.31",
+        "packages": [{
+            "registryType": "npm",
+            "identifier": "@modelcontextprotocol/server-everything",
+            "version": "2026.8.31",
+            "transport": {"type": "stdio"},
+            "environmentVariables": [{
+                "name": "EVERYTHING_TOKEN",
+                "description": "A token only its owner's process may see",
+                "isRequired": true, "isSecret": true
+            }]
+        }],
+        "_meta": {"dev.sigil/server": {"categories": ["testing"], "tags": ["reference"],
+            "tools": [{"name": "echo", "description": "Echoes back the input",
+                "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}}]}}
+    });
+    let r = app
+        .publish(Some(&admin), &manifest.to_string(), "application/json")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The browser user: a member.
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/users",
+            &json!({"username": "alice", "password": "initial password 1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // An admin reset: the next sign-in must choose a new password (the first-run flow).
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/users/alice/password",
+            &json!({"new_password": "initial password 1"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+
+    let shots = PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| root().join("target").display().to_string()),
+    )
+    .join("e2e-screenshots");
+    let cfg = json!({
+        "base": app.base,
+        "username": "alice",
+        "password": "initial password 1",
+        "newPassword": "alice's own long password",
+        "mustChange": true,
+        "package": "io.github.modelcontextprotocol/server-everything",
+        "shots": shots,
+        "client": root().join("tests/fixtures/mcp/client.cjs"),
+    });
+    let run = tokio::process::Command::new("node")
+        .arg(root().join("tests/e2e/ui.cjs"))
+        .arg(cfg.to_string())
+        .env("SIGIL_TEST_DEPS", &deps)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(480), run)
+        .await
+        .expect("the browser run finished in time")
+        .expect("node ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let result: Value = serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "browser run printed no result: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    app.stop().await;
+    assert_eq!(
+        result["ok"],
+        true,
+        "failed at step {:?}: {}\nscreenshot: {}\nsteps done: {}",
+        result["step"],
+        result["error"].as_str().unwrap_or_default(),
+        result["screenshot"],
+        result["steps"]
+    );
+    eprintln!("browser steps: {}", result["steps"]);
+}

@@ -1,0 +1,337 @@
+//! The web UI over HTTP: every page renders (empty registry and 10k packages), security
+//! headers, HTML errors from the API's codes, hashed long-cached assets, the explore page's
+//! weight budget, the blog and its feed.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::json;
+use sigil::registry::MirroredVersion;
+use sigil::registry::manifest::{Format, ParseOptions, parse};
+use sigil::store::VersionStatus;
+
+use super::support::TestApp;
+
+/// Pages that need no data, and the status each answers with.
+const PAGES: &[(&str, u16)] = &[
+    ("/", 200),
+    ("/?q=weather", 200),
+    ("/?category=data&tag=x&transport=stdio&secrets=yes", 200),
+    ("/?secrets=maybe", 400),
+    ("/?cursor=garbage", 400),
+    ("/login", 200),
+    ("/login?next=//evil.example", 200),
+    ("/account/password", 200),
+    ("/dashboard", 200),
+    ("/dashboard/deployments/d-unknown", 200),
+    ("/dashboard/deployments/d-unknown/usage.svg", 401),
+    ("/secrets", 200),
+    ("/secrets?tab=keys", 200),
+    ("/secrets?tab=nope", 400),
+    ("/settings", 200),
+    ("/deploy", 400),
+    ("/deploy?package=nobody%2Fnothing", 404),
+    ("/packages/nobody/nothing", 404),
+    ("/blog", 200),
+    ("/blog?q=vault", 200),
+    ("/blog?category=Guides&tag=secrets", 200),
+    ("/blog/getting-started", 200),
+    ("/blog/publishing-and-secrets", 200),
+    ("/blog/air-gapped", 200),
+    ("/blog/no-such-post", 404),
+    ("/no/such/page", 404),
+];
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn page(app: &TestApp, path: &str) -> Page {
+    let r = app
+        .client
+        .get(app.url(path))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    Page {
+        status: r.status(),
+        headers: r.headers().clone(),
+        body: r.text().await.unwrap(),
+    }
+}
+
+fn check_headers(path: &str, h: &HeaderMap) {
+    let csp = h
+        .get("content-security-policy")
+        .unwrap_or_else(|| panic!("{path}: no CSP"))
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{path}: {csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    assert!(h.contains_key("referrer-policy"), "{path}");
+    assert!(
+        h["content-type"].to_str().unwrap().starts_with("text/html"),
+        "{path}: {:?}",
+        h["content-type"]
+    );
+}
+
+/// No inline script or style anywhere: the CSP would block it, so it would be a bug.
+fn check_no_inline_code(path: &str, body: &str) {
+    for (i, _) in body.match_indices("<script") {
+        let tag = &body[i..body[i..].find('>').map_or(body.len(), |e| i + e)];
+        assert!(tag.contains(" src=\""), "{path}: inline script: {tag}");
+    }
+    assert!(
+        !body.contains(" style=\""),
+        "{path}: inline style attribute"
+    );
+    assert!(!body.contains("<style"), "{path}: inline style element");
+    assert!(!body.contains(" onclick="), "{path}: inline handler");
+}
+
+async fn every_page_renders(app: &TestApp, extra: &[(&str, u16)]) {
+    for (path, want) in PAGES.iter().chain(extra) {
+        let started = Instant::now();
+        let p = page(app, path).await;
+        assert_eq!(p.status.as_u16(), *want, "{path}: {}", p.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+        check_headers(path, &p.headers);
+        check_no_inline_code(path, &p.body);
+        assert!(p.body.contains("<html lang=\"en\">"), "{path}");
+        if *want >= 400 {
+            // Errors render the API's stable code.
+            assert!(p.body.contains("Error code <code>"), "{path}: {}", p.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_page_renders_with_an_empty_registry() {
+    let app = TestApp::start().await;
+    every_page_renders(&app, &[]).await;
+    let home = page(&app, "/").await;
+    assert!(
+        home.body.contains("The registry is empty."),
+        "{}",
+        home.body
+    );
+    // The login redirect target is kept only when it is a same-site path.
+    let login = page(&app, "/login?next=//evil.example").await;
+    assert!(
+        login.body.contains("data-next=\"&#x2f;dashboard\""),
+        "{}",
+        login.body
+    );
+    // The API keeps answering JSON for unknown paths under its prefix.
+    let r = app.get("/api/v1/nope").await;
+    assert_eq!(r.code(), "not_found");
+    app.stop().await;
+}
+
+fn manifest(i: usize) -> Vec<u8> {
+    json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": format!("io.example.bulk/server-{i:05}"),
+        "description": format!("Bulk test server number {i} for pagination"),
+        "version": "1.0.0",
+        "packages": [{
+            "registryType": "npm",
+            "identifier": format!("@bulk/server-{i:05}"),
+            "version": "1.0.0",
+            "transport": {"type": "stdio"},
+            "environmentVariables": if i % 2 == 0 {
+                json!([{"name": "BULK_TOKEN", "isRequired": true, "isSecret": true}])
+            } else { json!([]) }
+        }],
+        "_meta": {"dev.sigil/server": {
+            "categories": [if i % 3 == 0 { "data" } else { "devtools" }],
+            "tags": [format!("t{}", i % 7)],
+            "tools": [{"name": "echo", "description": "Echo the input",
+                "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}}]
+        }}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn every_page_renders_with_ten_thousand_packages() {
+    let app = TestApp::start().await;
+    // Imported in pages (one transaction each): what a mirror pull does, and fast enough
+    // for a debug build.
+    let registry = app.app().registry.clone();
+    let now = 1_764_000_000_000;
+    for chunk in (0..10_000).collect::<Vec<_>>().chunks(1000) {
+        let versions: Vec<MirroredVersion> = chunk
+            .iter()
+            .map(|&i| MirroredVersion {
+                server: parse(&manifest(i), Format::ServerJson, &ParseOptions::default())
+                    .expect("valid manifest"),
+                status: VersionStatus::Active,
+                status_message: None,
+                status_changed_at: now,
+                published_at: now,
+                updated_at: now,
+                publisher: "mirror".into(),
+                origin: "bundle:web-test".into(),
+            })
+            .collect();
+        registry.import_mirrored(versions, None).await.unwrap();
+    }
+    every_page_renders(
+        &app,
+        &[
+            ("/packages/io.example.bulk/server-00042", 200),
+            ("/deploy?package=io.example.bulk%2Fserver-00042", 200),
+        ],
+    )
+    .await;
+    // Pagination: a page of cards and a next link; the next page differs.
+    let home = page(&app, "/").await;
+    assert_eq!(home.body.matches("<article class=\"card\">").count(), 24);
+    let next = home
+        .body
+        .split("rel=\"next\"")
+        .next()
+        .and_then(|s| s.rsplit("href=\"").next())
+        .and_then(|s| s.split('"').next())
+        .expect("a next-page link")
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/");
+    let second = page(&app, &next).await;
+    assert_eq!(second.status, StatusCode::OK, "{next}");
+    assert_eq!(second.body.matches("<article class=\"card\">").count(), 24);
+    assert_ne!(home.body, second.body);
+    // Filters narrow the total; htmx asks for the results region only.
+    let filtered = app
+        .client
+        .get(app.url("/?secrets=yes&category=data"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!filtered.contains("<html"), "a fragment, not a page");
+    assert!(filtered.contains("1667 results"), "{filtered}");
+    // The package page: tools with readable parameters, secrets, versions, snippets.
+    let pkg = page(&app, "/packages/io.example.bulk/server-00042").await;
+    let body = pkg.body.replace("&#x2f;", "/");
+    for want in [
+        "<code>echo</code>",
+        "<code>text</code>",
+        "BULK_TOKEN",
+        "snippet-claude-code",
+        "snippet-vscode",
+        "/mcp/io.example.bulk/server-00042",
+    ] {
+        assert!(body.contains(want), "package page lacks {want}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn assets_are_hashed_cached_and_within_the_page_weight_budget() {
+    let app = TestApp::start().await;
+    let home = page(&app, "/").await;
+    let mut total = 0;
+    let mut urls = Vec::new();
+    for attr in ["src=\"/assets/", "href=\"/assets/"] {
+        for (i, _) in home.body.match_indices(attr) {
+            let rest = &home.body[i + attr.len() - "/assets/".len()..];
+            urls.push(rest.split('"').next().unwrap().to_string());
+        }
+    }
+    assert!(urls.iter().any(|u| u.ends_with(".js")), "{urls:?}");
+    assert!(urls.iter().any(|u| u.ends_with(".css")), "{urls:?}");
+    for u in &urls {
+        let r = app.client.get(app.url(u)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{u}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{u}"
+        );
+        // A content hash in the name: name.<12 hex>.ext
+        let name = u.rsplit('/').next().unwrap();
+        let parts: Vec<&str> = name.split('.').collect();
+        assert!(
+            parts.len() >= 3 && parts[parts.len() - 2].len() == 12,
+            "{name}"
+        );
+        if u.ends_with(".js") || u.ends_with(".css") {
+            total += r.bytes().await.unwrap().len();
+        }
+    }
+    eprintln!("explore page JS+CSS: {total} bytes uncompressed");
+    assert!(total < 150 * 1024, "explore JS+CSS is {total} bytes");
+    // An old hash is an HTML 404, not a stale file.
+    let r = app
+        .client
+        .get(app.url("/assets/app.000000000000.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // HTML is compressed for clients that accept gzip.
+    let r = app
+        .client
+        .get(app.url("/blog"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn blog_feed_is_atom_with_every_post() {
+    let app = TestApp::start().await;
+    let r = app
+        .client
+        .get(app.url("/blog/feed.xml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/atom+xml")
+    );
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("<?xml"), "{body}");
+    assert_eq!(body.matches("<entry>").count(), 3, "{body}");
+    assert!(body.contains("/blog/getting-started"));
+    // The post page: highlighted code, reading time, share link.
+    let post = page(&app, "/blog/publishing-and-secrets").await;
+    assert!(post.body.contains("<span class=\"t-"), "highlighted code");
+    assert!(post.body.contains("min read"));
+    assert!(post.body.contains("id=\"share-url\""));
+    // Filters: a tag only one post has.
+    let list = page(&app, "/blog?tag=air-gapped").await;
+    assert_eq!(
+        list.body.matches("<article class=\"card\">").count(),
+        1,
+        "{}",
+        list.body
+    );
+    app.stop().await;
+}
