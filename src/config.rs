@@ -35,6 +35,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[gateway]`: the MCP endpoint.
     pub gateway: GatewayConfig,
+    /// `[cloudrun]`: the Google Cloud Run deployment target (unavailable without it).
+    pub cloudrun: Option<crate::cloudrun::CloudRunConfig>,
 }
 
 /// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
@@ -186,6 +188,7 @@ impl Default for Config {
             mirrors: Vec::new(),
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
+            cloudrun: None,
         }
     }
 }
@@ -204,6 +207,7 @@ pub struct FileConfig {
     pub mirror: Vec<MirrorConfig>,
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
+    pub cloudrun: Option<crate::cloudrun::CloudRunConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -262,6 +266,7 @@ impl Config {
         if let Some(g) = parsed.gateway {
             c.gateway = g;
         }
+        c.cloudrun = parsed.cloudrun;
         c.apply(
             parsed.listen,
             parsed.data_dir,

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     SessionExpired,
     /// The API key presented to the gateway is missing, unknown or revoked.
     InvalidApiKey,
+    /// The requested deployment target (e.g. `cloudrun`) is not configured or not usable.
+    TargetUnavailable,
     Internal,
 }
 
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::ConnectionFailed => "connection_failed",
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::TargetUnavailable => "target_unavailable",
             ErrorCode::Internal => "internal",
         }
     }

@@ -32,6 +32,13 @@ pub struct DeployBody {
     version: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    /// `local` (default) or `cloudrun`.
+    target: Option<String>,
+    /// Cloud Run tier: api_router (default), processing, compute.
+    tier: Option<String>,
+    /// Cloud Run overrides of the tier, within the configured bounds.
+    #[serde(default)]
+    resources: crate::cloudrun::tiers::Overrides,
 }
 
 /// `scheme://host` the client used, for absolute gateway URLs.
@@ -83,6 +90,11 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "lastStderr": r.last_stderr,
         "deletedAt": r.deleted_at.map(rfc3339),
         "instances": instances.iter().map(instance_view).collect::<Vec<_>>(),
+        "target": if r.cloud.is_some() { "cloudrun" } else { "local" },
+        "cloudRun": r.cloud.as_ref().map(|p| {
+            let prices = app.config.cloudrun.as_ref().map(|c| c.prices.clone()).unwrap_or_default();
+            crate::cloudrun::tiers::view(p, &prices)
+        }),
     })
 }
 
@@ -100,9 +112,20 @@ pub async fn deploy(
     body: Result<Json<DeployBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(from_json_rejection)?;
+    let target = crate::deployments::Target {
+        target: body.target,
+        tier: body.tier,
+        resources: body.resources,
+    };
     let d = app
         .deployments
-        .create(&who, &body.package, body.version.as_deref(), body.config)
+        .create_on(
+            &who,
+            &body.package,
+            body.version.as_deref(),
+            body.config,
+            &target,
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -143,6 +166,19 @@ pub async fn restart(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let d = app.deployments.restart(&who, &id).await?;
+    Ok(Json(view(&app, &d, &base_url(&headers))))
+}
+
+/// Resize a Cloud Run deployment: the body overrides its current sizing.
+pub async fn scale(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<crate::cloudrun::tiers::Overrides>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(resources) = body.map_err(from_json_rejection)?;
+    let d = app.deployments.scale(&who, &id, &resources).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -231,6 +267,14 @@ pub async fn logs(
             ErrorCode::Forbidden,
             "only the user who deployed it, or an admin, can read its logs",
         ));
+    }
+    // Cloud Run logs live in Cloud Logging: bring the new entries in first. A failure to
+    // read them leaves the local view and is reported as a line, not an error.
+    if let Err(e) = app.deployments.runtime().sync_logs(&id).await {
+        app.deployments
+            .runtime()
+            .logs(&id)
+            .push(app.ambient.now_ms(), "system", "", &e.to_string());
     }
     let buf = app.deployments.runtime().logs(&id);
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);

@@ -68,6 +68,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(deployments::get).delete(deployments::delete),
         )
         .route("/deployments/{id}/restart", post(deployments::restart))
+        .route("/deployments/{id}/scale", post(deployments::scale))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/health", get(deployments::health))
         .route("/deployments/{id}/events", get(deployments::events));

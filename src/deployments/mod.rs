@@ -58,6 +58,16 @@ impl Coded for DeployError {
     }
 }
 
+/// Where a new deployment runs (`target` of the deploy request).
+#[derive(Debug, Default, Clone)]
+pub struct Target {
+    /// `local` (default) or `cloudrun`.
+    pub target: Option<String>,
+    /// Cloud Run tier: api_router (default), processing, compute.
+    pub tier: Option<String>,
+    pub resources: crate::cloudrun::tiers::Overrides,
+}
+
 /// A deployment as the gateway and API see it: its record and what to run.
 #[derive(Clone)]
 pub struct Deployment {
@@ -132,7 +142,9 @@ impl Deployments {
             id: record.id.clone(),
             server,
             config: record.config.clone(),
+            cloud: record.cloud.clone(),
         };
+        self.runtime.register(&spec);
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -185,14 +197,27 @@ impl Deployments {
         all
     }
 
-    /// Deploy `package` at `version` (latest when `None`). Returns at once with status
-    /// `installing`; the install runs in the background.
+    /// Deploy `package` at `version` (latest when `None`) on the local runtime. Returns at
+    /// once with status `installing`; the install runs in the background.
     pub async fn create(
         self: &Arc<Self>,
         who: &Principal,
         package: &str,
         version: Option<&str>,
         config: BTreeMap<String, String>,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        self.create_on(who, package, version, config, &Target::default())
+            .await
+    }
+
+    /// Deploy on the requested target (`local`, or `cloudrun` with a tier and overrides).
+    pub async fn create_on(
+        self: &Arc<Self>,
+        who: &Principal,
+        package: &str,
+        version: Option<&str>,
+        config: BTreeMap<String, String>,
+        target: &Target,
     ) -> Result<Arc<Deployment>, DeployError> {
         let info = self
             .registry
@@ -204,11 +229,20 @@ impl Deployments {
             )));
         }
         let server = Arc::new(info.record.server);
-        // Refuse what cannot run here before anything is recorded.
-        secret_requirements(&server, self.allow_commands)?;
+        let id = self.ambient.id("dep");
+        let cloud = self.runtime.place(
+            target.target.as_deref(),
+            target.tier.as_deref(),
+            &target.resources,
+            None,
+            &id,
+        )?;
+        // Refuse what cannot run here before anything is recorded. Cloud Run runs
+        // packages, never publishers' local commands.
+        secret_requirements(&server, self.allow_commands && cloud.is_none())?;
         let now = self.ambient.now_ms();
         let record = DeploymentRecord {
-            id: self.ambient.id("dep"),
+            id,
             package: server.name.clone(),
             version: server.version.clone(),
             owner: who.user.clone(),
@@ -220,6 +254,7 @@ impl Deployments {
             last_error: None,
             last_stderr: Vec::new(),
             deleted_at: None,
+            cloud,
         };
         let msg = format!(
             "{} deployed {}@{}",
@@ -344,8 +379,23 @@ impl Deployments {
         id: &str,
     ) -> Result<Arc<Deployment>, DeployError> {
         let d = self.check_owner(who, id)?;
-        self.runtime.restart(id).await;
         let reinstall = d.record.status != DeploymentStatus::Ready;
+        let cloud = d.record.cloud.is_some();
+        // A Cloud Run deployment that never became ready is deployed again from scratch.
+        if !(cloud && reinstall) {
+            self.runtime.restart(id).await;
+        }
+        // A Cloud Run restart (a new revision) finishes before restart returns; its failure
+        // is the instance's error.
+        let failed = cloud
+            .then(|| {
+                self.runtime
+                    .status(id)
+                    .into_iter()
+                    .find(|i| i.state == "failed")
+                    .and_then(|i| i.error)
+            })
+            .flatten();
         self.update(
             id,
             Some(("restart_requested", format!("{} restarted it", who.user))),
@@ -355,12 +405,50 @@ impl Deployments {
                 }
                 r.last_error = None;
                 r.last_stderr.clear();
+                if let Some(e) = failed {
+                    r.status = DeploymentStatus::Failed;
+                    r.last_error = Some(e);
+                }
             },
         )
         .await?;
         if reinstall {
             self.spawn_install(id.to_string());
         }
+        self.get(id).ok_or_else(|| DeployError::NotFound(id.into()))
+    }
+
+    /// Resize a Cloud Run deployment (rolls a new revision); the new sizing is recorded.
+    pub async fn scale(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: &str,
+        resources: &crate::cloudrun::tiers::Overrides,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        let d = self.check_owner(who, id)?;
+        let Some(base) = d.record.cloud.as_ref() else {
+            return Err(DeployError::Invalid(
+                "only Cloud Run deployments scale; local instances start per secret set".into(),
+            ));
+        };
+        let placed = self
+            .runtime
+            .place(None, None, resources, Some(base), id)?
+            .ok_or_else(|| DeployError::Invalid("not a Cloud Run deployment".into()))?;
+        let mut spec = d.spec.clone();
+        spec.cloud = Some(placed.clone());
+        self.runtime.scale(&spec).await?;
+        let msg = format!(
+            "{} scaled it: {} vCPU, {} MiB, {}..{} instances, concurrency {}",
+            who.user,
+            placed.cpu,
+            placed.memory_mib,
+            placed.min_instances,
+            placed.max_instances,
+            placed.concurrency
+        );
+        self.update(id, Some(("scaled", msg)), move |r| r.cloud = Some(placed))
+            .await?;
         self.get(id).ok_or_else(|| DeployError::NotFound(id.into()))
     }
 

@@ -646,7 +646,7 @@ fn npm_bin(pkg_dir: &Path, identifier: &str) -> Result<PathBuf, String> {
     Ok(canon)
 }
 
-fn render_args(args: &[Argument]) -> Vec<String> {
+pub(crate) fn render_args(args: &[Argument]) -> Vec<String> {
     let mut out = Vec::new();
     for a in args {
         let value = a.input.value.clone().or_else(|| a.input.default.clone());
@@ -680,7 +680,7 @@ fn http_port(p: &Package) -> Option<u16> {
 
 /// Values of the declared non-secret settings: given at deploy time, else the manifest's
 /// value or default. A required one without any is an error.
-fn config_env(
+pub(crate) fn config_env(
     decl: &[KeyValueInput],
     given: &std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<(String, String)>, RuntimeError> {
