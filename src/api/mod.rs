@@ -3,6 +3,7 @@
 
 mod accounts;
 mod auth;
+pub mod bridge;
 mod deployments;
 pub mod error;
 mod mcp;

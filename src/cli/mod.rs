@@ -5,6 +5,7 @@ mod bench;
 mod bench_gateway;
 mod bench_scan;
 mod bench_vault;
+mod bridge;
 mod mirror;
 mod scan;
 mod serve;
@@ -40,6 +41,9 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Import OSV security advisories into a data directory (with the server stopped).
     Advisories(advisories::AdvisoriesArgs),
+    /// Serve a stdio MCP server as Streamable HTTP on --port, one server process per secret
+    /// set sent as headers (the entry point of Sigil's Cloud Run images).
+    Bridge(bridge::BridgeArgs),
 }
 
 /// Entry point used by main.rs; returns the process exit code.
@@ -53,6 +57,7 @@ pub fn main() -> std::process::ExitCode {
         // Its own exit codes: findings (1) are not failures to scan (2).
         Command::Scan(args) => return scan::run(args),
         Command::Advisories(args) => advisories::run(args),
+        Command::Bridge(args) => bridge::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,14 +10,6 @@ use crate::runtime::{Requirement, render_args};
 
 use super::CloudError;
 
-/// What to run in the container, chosen from the manifest.
-pub enum Source {
-    /// Build an image with this context (a `.tar.gz`).
-    Build { context: Vec<u8>, dockerfile: String },
-    /// An `oci` package: deploy its image as it is; it serves HTTP on `$PORT` itself.
-    Image(String),
-}
-
 /// The server command inside the image, and the Dockerfile around it.
 pub fn dockerfile(
     server: &ServerVersion,

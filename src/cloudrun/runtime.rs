@@ -390,12 +390,13 @@ impl CloudRunRuntime {
 
     pub async fn restart_spec(&self, spec: &DeploymentSpec) -> Result<(), RuntimeError> {
         let pkg = &spec.server.name;
-        let (_, image) = self.current(spec).await.map_err(|e| to_runtime(pkg, e))?;
-        self.set_state(&spec.id, "starting", None);
-        match self
-            .apply(spec, &image, Some(rfc3339(self.ambient.now_ms())))
-            .await
-        {
+        let result = async {
+            let (_, image) = self.current(spec).await?;
+            self.set_state(&spec.id, "starting", None);
+            self.apply(spec, &image, Some(rfc3339(self.ambient.now_ms())))
+                .await
+        };
+        match result.await {
             Ok(_) => {
                 self.set_state(&spec.id, "running", None);
                 self.event(&spec.id, "started", "rolled a new Cloud Run revision".into());
