@@ -56,11 +56,23 @@ fn manifest(args: &BridgeArgs) -> anyhow::Result<String> {
         .command
         .split_first()
         .context("give the server command after --")?;
+    // Servers start in a home of their own: relative paths in the command mean what they
+    // mean to whoever started the bridge.
+    let absolute = |a: &String| {
+        let p = std::path::Path::new(a);
+        match std::fs::canonicalize(p) {
+            Ok(abs) if p.is_relative() && (a.contains('/') || p.is_file()) => {
+                abs.display().to_string()
+            }
+            _ => a.clone(),
+        }
+    };
+    let rest: Vec<String> = rest.iter().map(absolute).collect();
     let mut m = json!({
         "name": "bridge/server",
         "description": "The server this bridge serves",
         "version": "1.0.0",
-        "command": {"cmd": cmd, "args": rest},
+        "command": {"cmd": absolute(cmd), "args": rest},
     });
     if !args.secrets.is_empty() {
         m["secrets"] = args

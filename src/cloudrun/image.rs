@@ -77,7 +77,12 @@ pub fn dockerfile(
 }
 
 fn npm_command(p: &Package) -> Vec<String> {
-    let mut cmd: Vec<String> = vec!["npx".into(), "--no-install".into(), p.identifier.clone()];
+    // Servers start in a home of their own, so name the project the package lives in.
+    let mut cmd: Vec<String> = ["npm", "exec", "--prefix", "/app", "--no", "--"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    cmd.push(p.identifier.clone());
     cmd.extend(render_args(&p.package_arguments));
     cmd
 }
