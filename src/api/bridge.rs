@@ -1,6 +1,6 @@
 //! `sigil bridge`'s HTTP surface: one MCP endpoint at `/mcp` for the bridged stdio server,
 //! through the same gateway (sessions, multiplexer, one process per secret set) as `sigil
-//! serve`. The caller's secrets come as `X-Sigil-Secret-<NAME>` headers on initialize
+//! serve`. The caller's secrets come as `X-Sigil-Secret-<NAME>` headers (`_` sent as `-`) on initialize
 //! instead of from a vault.
 //!
 //! There is no API key here: on Cloud Run the service is private, and Google's front end
@@ -59,7 +59,10 @@ fn secrets(h: &HeaderMap) -> Vec<(String, SecretValue)> {
         .filter_map(|(k, v)| {
             let name = k.as_str().strip_prefix(SECRET_HEADER_PREFIX)?;
             let v = v.to_str().ok()?;
-            Some((name.to_ascii_uppercase(), SecretValue::new(v.to_string())))
+            Some((
+                name.to_ascii_uppercase().replace('-', "_"),
+                SecretValue::new(v.to_string()),
+            ))
         })
         .collect()
 }

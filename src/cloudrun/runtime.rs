@@ -439,7 +439,10 @@ impl CloudRunRuntime {
             SecretValue::new(format!("Bearer {}", token.expose())),
         )];
         for (name, value) in secrets {
-            headers.push((format!("{SECRET_HEADER_PREFIX}{}", name.to_ascii_lowercase()), value));
+            // Vault names are `[A-Z0-9_]`; `-` for `_` keeps the header name safe from
+            // proxies that drop underscores, and the bridge maps it back.
+            let header = name.to_ascii_lowercase().replace('_', "-");
+            headers.push((format!("{SECRET_HEADER_PREFIX}{header}"), value));
         }
         Ok(Endpoint::Http {
             url: format!("{}/mcp", url.trim_end_matches('/')),

@@ -2,7 +2,9 @@
 //! 127.0.0.1:0 with a temporary data directory.
 
 mod binary;
+mod cloudrun;
 mod gateway;
+mod google_fake;
 mod manifests;
 mod mirror;
 mod official;
