@@ -387,7 +387,7 @@ impl Deployments {
         }
         // A Cloud Run restart (a new revision) finishes before restart returns; its failure
         // is the instance's error.
-        let failed = cloud
+        let failed = (cloud && !reinstall)
             .then(|| {
                 self.runtime
                     .status(id)

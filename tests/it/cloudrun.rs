@@ -288,7 +288,7 @@ async fn a_permission_refusal_names_the_missing_permission() {
 #[tokio::test]
 async fn tokens_are_cached_refreshed_before_expiry_and_refusals_are_clear() {
     let fake = Fake::start().await;
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let clock = Arc::new(ManualClock::new(Ambient::default().now_ms()));
     let ambient = Ambient {
         clock: clock.clone(),
         ..Ambient::default()
@@ -308,7 +308,9 @@ async fn tokens_are_cached_refreshed_before_expiry_and_refusals_are_clear() {
     let c = tokens.access_token().await.unwrap();
     assert_eq!(fake.grants.load(Ordering::SeqCst), 2);
     assert_ne!(a.expose(), c.expose());
-    // ID tokens: one per audience, signed for it.
+    // ID tokens: one per audience, signed for it, valid until their own `exp`.
+    let sa = ServiceAccount::from_json(&crate::google_fake::key_file(&fake.base), None).unwrap();
+    let tokens = TokenSource::new(Credentials::ServiceAccount(sa), Ambient::default());
     let id = tokens.id_token("https://svc.example.run.app").await.unwrap();
     let claims = fake.verify(id.expose()).unwrap();
     assert_eq!(claims["aud"], "https://svc.example.run.app");
