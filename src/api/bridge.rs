@@ -67,11 +67,12 @@ fn secrets(h: &HeaderMap) -> Vec<(String, SecretValue)> {
         .collect()
 }
 
-fn deployment(b: &Bridge) -> Result<Arc<crate::deployments::Deployment>, Response> {
-    b.app
-        .deployments
-        .get(&b.deployment)
-        .ok_or_else(|| render(GatewayError::NotFound("the bridged server is gone".into())))
+fn deployment(b: &Bridge) -> Result<Arc<crate::deployments::Deployment>, Box<Response>> {
+    b.app.deployments.get(&b.deployment).ok_or_else(|| {
+        Box::new(render(GatewayError::NotFound(
+            "the bridged server is gone".into(),
+        )))
+    })
 }
 
 async fn post_mcp(
@@ -95,7 +96,7 @@ async fn post_mcp(
     };
     let d = match deployment(&b) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let meta = PostMeta {
         session: header_str(&h, SESSION_HEADER),
@@ -109,7 +110,7 @@ async fn post_mcp(
 async fn get_mcp(State(b): State<Arc<Bridge>>, h: HeaderMap) -> Response {
     let d = match deployment(&b) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     get_reply(
         b.app
@@ -127,7 +128,7 @@ async fn get_mcp(State(b): State<Arc<Bridge>>, h: HeaderMap) -> Response {
 async fn delete_mcp(State(b): State<Arc<Bridge>>, h: HeaderMap) -> Response {
     let d = match deployment(&b) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match b
         .app

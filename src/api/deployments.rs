@@ -271,10 +271,12 @@ pub async fn logs(
     // Cloud Run logs live in Cloud Logging: bring the new entries in first. A failure to
     // read them leaves the local view and is reported as a line, not an error.
     if let Err(e) = app.deployments.runtime().sync_logs(&id).await {
-        app.deployments
-            .runtime()
-            .logs(&id)
-            .push(app.ambient.now_ms(), "system", "", &e.to_string());
+        app.deployments.runtime().logs(&id).push(
+            app.ambient.now_ms(),
+            "system",
+            "",
+            &e.to_string(),
+        );
     }
     let buf = app.deployments.runtime().logs(&id);
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);

@@ -119,7 +119,9 @@ async fn bridge(args: BridgeArgs) -> anyhow::Result<()> {
         match app.deployments.get(&d.record.id).map(|d| d.record.status) {
             Some(DeploymentStatus::Ready) => break,
             Some(DeploymentStatus::Failed) => bail!("the bridged server cannot run"),
-            _ if started.elapsed() > Duration::from_secs(60) => bail!("preparing the server timed out"),
+            _ if started.elapsed() > Duration::from_secs(60) => {
+                bail!("preparing the server timed out")
+            }
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }

@@ -98,7 +98,9 @@ impl ServiceAccount {
                 signing_input.as_bytes(),
                 &mut sig,
             )
-            .map_err(|_| CloudError::Unavailable("cannot sign with the service-account key".into()))?;
+            .map_err(|_| {
+                CloudError::Unavailable("cannot sign with the service-account key".into())
+            })?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
 }
@@ -124,9 +126,11 @@ fn parse_rsa_key(pem: &str) -> Result<RsaKeyPair, String> {
 
 /// Where tokens come from.
 pub enum Credentials {
-    ServiceAccount(ServiceAccount),
+    ServiceAccount(Box<ServiceAccount>),
     /// The metadata server (`http://HOST`), when Sigil itself runs on Google Cloud.
-    Metadata { base: String },
+    Metadata {
+        base: String,
+    },
 }
 
 impl Credentials {

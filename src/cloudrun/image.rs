@@ -121,7 +121,9 @@ pub fn tar_gz(files: &[(&str, &[u8], u32)]) -> Result<Vec<u8>, CloudError> {
         let mut h = [0u8; 512];
         let name = path.as_bytes();
         if name.len() > 99 {
-            return Err(CloudError::Invalid(format!("path too long for tar: {path}")));
+            return Err(CloudError::Invalid(format!(
+                "path too long for tar: {path}"
+            )));
         }
         h[..name.len()].copy_from_slice(name);
         octal(&mut h[100..108], u64::from(*mode));
@@ -170,10 +172,18 @@ mod tests {
         let sum: u64 = raw[..512]
             .iter()
             .enumerate()
-            .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) })
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(*b)
+                }
+            })
             .sum();
         let stored = u64::from_str_radix(
-            std::str::from_utf8(&raw[148..154]).unwrap().trim_matches('\0'),
+            std::str::from_utf8(&raw[148..154])
+                .unwrap()
+                .trim_matches('\0'),
             8,
         )
         .unwrap();

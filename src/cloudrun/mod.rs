@@ -156,7 +156,9 @@ pub enum CloudError {
         message: String,
     },
     /// Not an answer from a Google API at all (an HTML page, a proxy error).
-    #[error("unexpected answer from {url}: HTTP {status} ({what}); check the base URLs in [cloudrun]")]
+    #[error(
+        "unexpected answer from {url}: HTTP {status} ({what}); check the base URLs in [cloudrun]"
+    )]
     Unexpected {
         url: String,
         status: u16,

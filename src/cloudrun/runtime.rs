@@ -113,7 +113,8 @@ impl CloudRunRuntime {
                         ..Svc::default()
                     }),
                     logs: Arc::new(LogBuffer::new(
-                        self.logs_dir.join(format!("{}.cloudrun.log", service_name(id))),
+                        self.logs_dir
+                            .join(format!("{}.cloudrun.log", service_name(id))),
                         2000,
                         8 * 1024 * 1024,
                     )),
@@ -232,11 +233,7 @@ impl CloudRunRuntime {
                         .or(b["statusDetail"].as_str())
                         .unwrap_or("no detail given")
                         .to_string();
-                    return Err(CloudError::Build {
-                        id,
-                        status,
-                        detail,
-                    });
+                    return Err(CloudError::Build { id, status, detail });
                 }
             }
             if started.elapsed().as_secs() > self.cfg.deploy_timeout_secs {
@@ -300,7 +297,8 @@ impl CloudRunRuntime {
             .iter()
             .flat_map(|p| p.environment_variables.iter().cloned())
             .collect();
-        let env = config_env(&decl, &spec.config).map_err(|e| CloudError::Invalid(e.to_string()))?;
+        let env =
+            config_env(&decl, &spec.config).map_err(|e| CloudError::Invalid(e.to_string()))?;
         let body = self.service_body(&spec.server, p, image, &env, restarted_at);
         let name = &p.service;
         let op = match self.google.get_service(name).await? {
@@ -340,11 +338,10 @@ impl CloudRunRuntime {
             }
         }
         let p = Self::placement(spec).map_err(|e| CloudError::Invalid(e.to_string()))?;
-        let svc = self
-            .google
-            .get_service(&p.service)
-            .await?
-            .ok_or_else(|| CloudError::Rollout(format!("service {} does not exist", p.service)))?;
+        let svc =
+            self.google.get_service(&p.service).await?.ok_or_else(|| {
+                CloudError::Rollout(format!("service {} does not exist", p.service))
+            })?;
         let url = svc["uri"].as_str().unwrap_or_default().to_string();
         let image = svc
             .pointer("/template/containers/0/image")
@@ -369,12 +366,20 @@ impl CloudRunRuntime {
     async fn deploy_inner(&self, spec: &DeploymentSpec) -> Result<(), CloudError> {
         let p = Self::placement(spec).map_err(|e| CloudError::Invalid(e.to_string()))?;
         self.set_state(&spec.id, "starting", None);
-        self.event(&spec.id, "installing", format!("building the image for Cloud Run service {}", p.service));
+        self.event(
+            &spec.id,
+            "installing",
+            format!("building the image for Cloud Run service {}", p.service),
+        );
         let image = self.build(spec, &p.service).await?;
         self.event(&spec.id, "installing", format!("deploying {image}"));
         let url = self.apply(spec, &image, None).await?;
         self.set_state(&spec.id, "running", None);
-        self.event(&spec.id, "installed", format!("Cloud Run service {} is ready at {url}", p.service));
+        self.event(
+            &spec.id,
+            "installed",
+            format!("Cloud Run service {} is ready at {url}", p.service),
+        );
         Ok(())
     }
 
@@ -399,7 +404,11 @@ impl CloudRunRuntime {
         match result.await {
             Ok(_) => {
                 self.set_state(&spec.id, "running", None);
-                self.event(&spec.id, "started", "rolled a new Cloud Run revision".into());
+                self.event(
+                    &spec.id,
+                    "started",
+                    "rolled a new Cloud Run revision".into(),
+                );
                 Ok(())
             }
             Err(e) => {
@@ -461,7 +470,11 @@ impl CloudRunRuntime {
         match result {
             Ok(None) => {
                 self.set_state(deployment, "stopped", None);
-                self.event(deployment, "stopped", format!("deleted Cloud Run service {service}"));
+                self.event(
+                    deployment,
+                    "stopped",
+                    format!("deleted Cloud Run service {service}"),
+                );
             }
             Ok(Some(m)) => self.event(deployment, "failed", format!("deleting {service}: {m}")),
             Err(e) => self.event(deployment, "failed", format!("deleting {service}: {e}")),

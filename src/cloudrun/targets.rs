@@ -52,7 +52,7 @@ impl Targets {
                 None => {
                     let creds = match &cfg.credentials_file {
                         Some(path) => ServiceAccount::from_file(path, cfg.token_url.as_deref())
-                            .map(Credentials::ServiceAccount)
+                            .map(|sa| Credentials::ServiceAccount(Box::new(sa)))
                             .map_err(|e| e.to_string()),
                         None => Ok(Credentials::metadata(cfg.metadata_host.as_deref())),
                     };
@@ -142,9 +142,10 @@ impl Runtime for Targets {
 
     fn status(&self, deployment: &str) -> Vec<InstanceStatus> {
         match (self.cloud_spec(deployment), self.cloud.as_ref()) {
-            (Some(spec), Ok(c)) => {
-                c.status(deployment, &spec.cloud.map(|p| p.service).unwrap_or_default())
-            }
+            (Some(spec), Ok(c)) => c.status(
+                deployment,
+                &spec.cloud.map(|p| p.service).unwrap_or_default(),
+            ),
             _ => self.local.status(deployment),
         }
     }

@@ -133,7 +133,10 @@ pub fn check(p: &Placement, cfg: &CloudRunConfig) -> Result<(), CloudError> {
         return bad(format!("concurrency {} is outside 1..=1000", p.concurrency));
     }
     if !(1..=3600).contains(&p.timeout_secs) {
-        return bad(format!("timeoutSecs {} is outside 1..=3600", p.timeout_secs));
+        return bad(format!(
+            "timeoutSecs {} is outside 1..=3600",
+            p.timeout_secs
+        ));
     }
     Ok(())
 }
@@ -259,10 +262,20 @@ mod tests {
             ..Overrides::default()
         }
         .apply(&mut p);
-        assert!(check(&p, &cfg).unwrap_err().to_string().contains("max_instances"));
+        assert!(
+            check(&p, &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("max_instances")
+        );
         let mut p = Tier::ApiRouter.placement();
         p.cpu = 0.5;
-        assert!(check(&p, &cfg).unwrap_err().to_string().contains("concurrency 1"));
+        assert!(
+            check(&p, &cfg)
+                .unwrap_err()
+                .to_string()
+                .contains("concurrency 1")
+        );
         p.concurrency = 1;
         check(&p, &cfg).unwrap();
         p.cpu = 3.0;

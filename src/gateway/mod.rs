@@ -603,7 +603,10 @@ impl Gateway {
                 .filter(|(n, _)| reqs.iter().any(|r| r.name == *n))
                 .collect();
             for (name, value) in &values {
-                let format = reqs.iter().find(|r| r.name == *name).and_then(|r| r.format.clone());
+                let format = reqs
+                    .iter()
+                    .find(|r| r.name == *name)
+                    .and_then(|r| r.format.clone());
                 check_format(name, value, format.as_deref())?;
             }
             values.sort_by(|a, b| a.0.cmp(&b.0));

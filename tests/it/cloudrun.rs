@@ -113,12 +113,19 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
     let env = start().await;
     let (app, fake) = (&env.app, &env.fake);
     publish(app).await;
-    let d = deploy(app, json!({"tier": "processing", "resources": {"maxInstances": 4}})).await;
+    let d = deploy(
+        app,
+        json!({"tier": "processing", "resources": {"maxInstances": 4}}),
+    )
+    .await;
     assert_eq!(d["target"], "cloudrun");
     assert_eq!(d["cloudRun"]["tier"], "processing");
     assert_eq!(d["cloudRun"]["memoryMib"], 2048);
     assert_eq!(d["cloudRun"]["maxInstances"], 4);
-    assert!(d["cloudRun"]["costEstimate"]["monthlyUsd"].is_number(), "{d}");
+    assert!(
+        d["cloudRun"]["costEstimate"]["monthlyUsd"].is_number(),
+        "{d}"
+    );
     let id = d["id"].as_str().unwrap().to_string();
     let service = d["cloudRun"]["service"].as_str().unwrap().to_string();
     let ready = wait_status(app, &id, &["running"]).await;
@@ -135,10 +142,15 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         let c = &spec["template"]["containers"][0];
         let image = c["image"].as_str().unwrap();
         assert!(
-            image.starts_with(&format!("us-central1-docker.pkg.dev/test-project/mcp/{service}@sha256:")),
+            image.starts_with(&format!(
+                "us-central1-docker.pkg.dev/test-project/mcp/{service}@sha256:"
+            )),
             "{image}"
         );
-        assert_eq!(c["resources"]["limits"], json!({"cpu": "1", "memory": "2048Mi"}));
+        assert_eq!(
+            c["resources"]["limits"],
+            json!({"cpu": "1", "memory": "2048Mi"})
+        );
         assert_eq!(c["resources"]["cpuIdle"], true);
         assert_eq!(spec["template"]["scaling"]["maxInstanceCount"], 4);
         assert_eq!(spec["template"]["timeout"], "300s");
@@ -159,7 +171,10 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let svc = fake.service(&service).unwrap();
     assert_eq!(svc["generation"], "2");
-    assert!(svc["template"]["annotations"]["sigil.dev/restarted-at"].is_string(), "{svc}");
+    assert!(
+        svc["template"]["annotations"]["sigil.dev/restarted-at"].is_string(),
+        "{svc}"
+    );
     assert!(svc["template"].get("revision").is_none());
 
     // Scale within bounds; out of bounds is refused before Google is called.
@@ -172,11 +187,22 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["cloudRun"]["maxInstances"], 6);
-    assert!(r.body["cloudRun"]["costEstimate"]["idleMinInstancesUsd"].as_f64().unwrap() > 0.0);
+    assert!(
+        r.body["cloudRun"]["costEstimate"]["idleMinInstancesUsd"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let svc = fake.service(&service).unwrap();
     assert_eq!(svc["generation"], "3");
-    assert_eq!(svc["template"]["scaling"], json!({"minInstanceCount": 1, "maxInstanceCount": 6}));
-    assert_eq!(svc["template"]["containers"][0]["resources"]["limits"]["memory"], "4096Mi");
+    assert_eq!(
+        svc["template"]["scaling"],
+        json!({"minInstanceCount": 1, "maxInstanceCount": 6})
+    );
+    assert_eq!(
+        svc["template"]["containers"][0]["resources"]["limits"]["memory"],
+        "4096Mi"
+    );
     let r = app
         .post_json(
             Some(&app.admin_key),
@@ -185,14 +211,39 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("max_instances"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_instances")
+    );
     assert_eq!(fake.service(&service).unwrap()["generation"], "3");
 
     // Logs: Cloud Logging entries merged into the deployment's log view, paged, no repeats.
-    fake.push_log(&service, "2026-01-02T03:04:05.000001Z", "stderr", "fixture: started");
-    fake.push_log(&service, "2026-01-02T03:04:06.000001Z", "stdout", "listening on 8080");
-    fake.push_log(&service, "2026-01-02T03:04:07.000001Z", "stdout", "third line");
-    fake.push_log("another-service", "2026-01-02T03:04:07.000001Z", "stdout", "not ours");
+    fake.push_log(
+        &service,
+        "2026-01-02T03:04:05.000001Z",
+        "stderr",
+        "fixture: started",
+    );
+    fake.push_log(
+        &service,
+        "2026-01-02T03:04:06.000001Z",
+        "stdout",
+        "listening on 8080",
+    );
+    fake.push_log(
+        &service,
+        "2026-01-02T03:04:07.000001Z",
+        "stdout",
+        "third line",
+    );
+    fake.push_log(
+        "another-service",
+        "2026-01-02T03:04:07.000001Z",
+        "stdout",
+        "not ours",
+    );
     let r = app
         .get_as(&app.admin_key, &format!("/api/v1/deployments/{id}/logs"))
         .await;
@@ -203,9 +254,17 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         .iter()
         .map(|l| l["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["fixture: started", "listening on 8080", "third line"]);
+    assert_eq!(
+        texts,
+        ["fixture: started", "listening on 8080", "third line"]
+    );
     assert_eq!(r.body["lines"][0]["stream"], "stderr");
-    fake.push_log(&service, "2026-01-02T03:04:08.000001Z", "stdout", "fourth line");
+    fake.push_log(
+        &service,
+        "2026-01-02T03:04:08.000001Z",
+        "stdout",
+        "fourth line",
+    );
     let r = app
         .get_as(&app.admin_key, &format!("/api/v1/deployments/{id}/logs"))
         .await;
@@ -226,7 +285,13 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    for k in ["created", "installed", "restart_requested", "scaled", "deleted"] {
+    for k in [
+        "created",
+        "installed",
+        "restart_requested",
+        "scaled",
+        "deleted",
+    ] {
         assert!(kinds.contains(&k), "{kinds:?}");
     }
     env.app.stop().await;
@@ -242,7 +307,10 @@ async fn a_container_that_never_gets_ready_fails_with_googles_reason() {
     let id = d["id"].as_str().unwrap();
     let failed = wait_status(app, id, &["failed"]).await;
     let err = failed["lastError"].as_str().unwrap();
-    assert!(err.contains("is not ready and cannot serve traffic"), "{err}");
+    assert!(
+        err.contains("is not ready and cannot serve traffic"),
+        "{err}"
+    );
     assert!(err.contains("PORT=8080"), "{err}");
     let h = app
         .get_as(&app.admin_key, &format!("/api/v1/deployments/{id}/health"))
@@ -277,11 +345,17 @@ async fn a_permission_refusal_names_the_missing_permission() {
     assert!(err.contains("roles/run.viewer"), "{err}");
     assert!(err.contains("403"), "{err}");
     assert!(!err.contains("ya29"), "no token in errors: {err}");
-    *fake.deny.lock().unwrap() = Some((401, "Request had invalid authentication credentials.".into()));
+    *fake.deny.lock().unwrap() = Some((
+        401,
+        "Request had invalid authentication credentials.".into(),
+    ));
     let d = deploy(app, json!({})).await;
     let failed = wait_status(app, d["id"].as_str().unwrap(), &["failed"]).await;
     let err = failed["lastError"].as_str().unwrap();
-    assert!(err.contains("401 UNAUTHENTICATED") && err.contains("run.services.get"), "{err}");
+    assert!(
+        err.contains("401 UNAUTHENTICATED") && err.contains("run.services.get"),
+        "{err}"
+    );
     env.app.stop().await;
 }
 
@@ -295,13 +369,13 @@ async fn tokens_are_cached_refreshed_before_expiry_and_refusals_are_clear() {
     };
     let sa = ServiceAccount::from_json(&crate::google_fake::key_file(&fake.base), None).unwrap();
     assert_eq!(sa.email, EMAIL);
-    let tokens = TokenSource::new(Credentials::ServiceAccount(sa), ambient.clone());
+    let tokens = TokenSource::new(Credentials::ServiceAccount(Box::new(sa)), ambient.clone());
     let a = tokens.access_token().await.unwrap();
     let b = tokens.access_token().await.unwrap();
     assert_eq!(a.expose(), b.expose());
     assert_eq!(fake.grants.load(Ordering::SeqCst), 1);
     // 3599 s tokens are refreshed 5 minutes early.
-    clock.advance(3599_000 - 300_000 - 1000);
+    clock.advance(3_599_000 - 300_000 - 1000);
     tokens.access_token().await.unwrap();
     assert_eq!(fake.grants.load(Ordering::SeqCst), 1);
     clock.advance(2000);
@@ -310,46 +384,81 @@ async fn tokens_are_cached_refreshed_before_expiry_and_refusals_are_clear() {
     assert_ne!(a.expose(), c.expose());
     // ID tokens: one per audience, signed for it, valid until their own `exp`.
     let sa = ServiceAccount::from_json(&crate::google_fake::key_file(&fake.base), None).unwrap();
-    let tokens = TokenSource::new(Credentials::ServiceAccount(sa), Ambient::default());
-    let id = tokens.id_token("https://svc.example.run.app").await.unwrap();
+    let tokens = TokenSource::new(
+        Credentials::ServiceAccount(Box::new(sa)),
+        Ambient::default(),
+    );
+    let id = tokens
+        .id_token("https://svc.example.run.app")
+        .await
+        .unwrap();
     let claims = fake.verify(id.expose()).unwrap();
     assert_eq!(claims["aud"], "https://svc.example.run.app");
-    tokens.id_token("https://svc.example.run.app").await.unwrap();
+    tokens
+        .id_token("https://svc.example.run.app")
+        .await
+        .unwrap();
     assert_eq!(fake.id_grants.load(Ordering::SeqCst), 1);
-    tokens.id_token("https://other.example.run.app").await.unwrap();
+    tokens
+        .id_token("https://other.example.run.app")
+        .await
+        .unwrap();
     assert_eq!(fake.id_grants.load(Ordering::SeqCst), 2);
 
     // A key the token endpoint does not accept: the OAuth2 error, clearly.
     let other = ServiceAccount::from_json(
-        &crate::google_fake::key_file(&fake.base).replace(EMAIL, "stranger@x.iam.gserviceaccount.com"),
+        &crate::google_fake::key_file(&fake.base)
+            .replace(EMAIL, "stranger@x.iam.gserviceaccount.com"),
         None,
     )
     .unwrap();
-    let e = TokenSource::new(Credentials::ServiceAccount(other), ambient.clone())
-        .access_token()
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("invalid_grant") && e.contains("Invalid email"), "{e}");
+    let e = TokenSource::new(
+        Credentials::ServiceAccount(Box::new(other)),
+        ambient.clone(),
+    )
+    .access_token()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("invalid_grant") && e.contains("Invalid email"),
+        "{e}"
+    );
 
     // The metadata server: reached at the overridden host, with Metadata-Flavor.
     let host = fake.base.trim_start_matches("http://").to_string();
     let mds = TokenSource::new(Credentials::metadata(Some(&host)), ambient);
-    assert!(mds.access_token().await.unwrap().expose().starts_with("ya29."));
+    assert!(
+        mds.access_token()
+            .await
+            .unwrap()
+            .expose()
+            .starts_with("ya29.")
+    );
     let id = mds.id_token("https://svc.example.run.app").await.unwrap();
-    assert_eq!(fake.verify(id.expose()).unwrap()["aud"], "https://svc.example.run.app");
+    assert_eq!(
+        fake.verify(id.expose()).unwrap()["aud"],
+        "https://svc.example.run.app"
+    );
     let r = reqwest::get(format!(
         "{}/computeMetadata/v1/instance/service-accounts/default/token",
         fake.base
     ))
     .await
     .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no Metadata-Flavor, no token");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "no Metadata-Flavor, no token"
+    );
 
     // Paths Google does not route get an HTML page, not JSON.
-    let r = reqwest::get(format!("{}/apis/serving.knative.dev/v1/namespaces/p/services", fake.base))
-        .await
-        .unwrap();
+    let r = reqwest::get(format!(
+        "{}/apis/serving.knative.dev/v1/namespaces/p/services",
+        fake.base
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(r.text().await.unwrap().starts_with("<!DOCTYPE html>"));
 }
@@ -369,7 +478,10 @@ async fn an_html_404_from_a_misconfigured_base_url_is_a_clear_error() {
     let d = deploy(&app, json!({})).await;
     let failed = wait_status(&app, d["id"].as_str().unwrap(), &["failed"]).await;
     let err = failed["lastError"].as_str().unwrap();
-    assert!(err.contains("HTML page") && err.contains("[cloudrun]"), "{err}");
+    assert!(
+        err.contains("HTML page") && err.contains("[cloudrun]"),
+        "{err}"
+    );
     app.stop().await;
 }
 
@@ -396,7 +508,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn mcp(app: &TestApp, url: &str, key: &str, session: Option<&str>, body: Value) -> (Option<String>, Value) {
+async fn mcp(
+    app: &TestApp,
+    url: &str,
+    key: &str,
+    session: Option<&str>,
+    body: Value,
+) -> (Option<String>, Value) {
     let mut req = app
         .client
         .post(url)
@@ -436,7 +554,17 @@ async fn the_gateway_reaches_a_cloud_run_service_with_an_id_token_and_the_caller
     let port = free_port();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let child = Command::new(env!("CARGO_BIN_EXE_sigil"))
-        .args(["bridge", "--host", "127.0.0.1", "--port", &port.to_string(), "--secret", "FIXTURE_TOKEN", "--", "node"])
+        .args([
+            "bridge",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--secret",
+            "FIXTURE_TOKEN",
+            "--",
+            "node",
+        ])
         .arg(root.join("tests/fixtures/mcp/server.mjs"))
         .env("SIGIL_LOG", "warn")
         .stdout(Stdio::null())
@@ -447,7 +575,10 @@ async fn the_gateway_reaches_a_cloud_run_service_with_an_id_token_and_the_caller
     let bridge_url = format!("http://127.0.0.1:{port}");
     let t = Instant::now();
     while reqwest::get(format!("{bridge_url}/healthz")).await.is_err() {
-        assert!(t.elapsed() < Duration::from_secs(60), "the bridge did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the bridge did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     *fake.bridge.lock().unwrap() = Some(bridge_url);
@@ -460,19 +591,39 @@ async fn the_gateway_reaches_a_cloud_run_service_with_an_id_token_and_the_caller
 
     // Two users with different tokens: each reaches a server process with their own.
     let bob = app.member("bob").await;
-    for (key, token) in [(app.admin_key.clone(), "admin-token-1"), (bob.clone(), "bob-token-2")] {
+    for (key, token) in [
+        (app.admin_key.clone(), "admin-token-1"),
+        (bob.clone(), "bob-token-2"),
+    ] {
         let r = app
-            .post_json(Some(&key), "/api/v1/secrets", &json!({"name": "FIXTURE_TOKEN", "value": token}))
+            .post_json(
+                Some(&key),
+                "/api/v1/secrets",
+                &json!({"name": "FIXTURE_TOKEN", "value": token}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
-    for (key, token) in [(app.admin_key.clone(), "admin-token-1"), (bob, "bob-token-2")] {
+    for (key, token) in [
+        (app.admin_key.clone(), "admin-token-1"),
+        (bob, "bob-token-2"),
+    ] {
         let (sid, init) = mcp(app, &url, &key, None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await;
-        assert_eq!(init["result"]["serverInfo"]["name"], "sigil-fixture", "{init}");
+        assert_eq!(
+            init["result"]["serverInfo"]["name"], "sigil-fixture",
+            "{init}"
+        );
         let sid = sid.expect("a session id");
-        let (_, out) = mcp(app, &url, &key, Some(&sid), json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "env", "arguments": {"name": "FIXTURE_TOKEN"}}})).await;
+        let (_, out) = mcp(
+            app,
+            &url,
+            &key,
+            Some(&sid),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "env", "arguments": {"name": "FIXTURE_TOKEN"}}}),
+        )
+        .await;
         assert_eq!(out["result"]["content"][0]["text"], token, "{out}");
     }
     // What Cloud Run's front end saw: an ID token for the service URL (it checked it), the
@@ -484,6 +635,14 @@ async fn the_gateway_reaches_a_cloud_run_service_with_an_id_token_and_the_caller
         assert_eq!(fake.verify(bearer).unwrap()["aud"], fake.front.as_str());
         assert!(!h["authorization"].contains("sgl_"));
     }
-    assert!(st.front_seen.iter().any(|h| h.get("x-sigil-secret-fixture-token").map(String::as_str) == Some("bob-token-2")));
-    assert_eq!(fake.id_grants.load(Ordering::SeqCst), 1, "the ID token is cached");
+    assert!(
+        st.front_seen.iter().any(
+            |h| h.get("x-sigil-secret-fixture-token").map(String::as_str) == Some("bob-token-2")
+        )
+    );
+    assert_eq!(
+        fake.id_grants.load(Ordering::SeqCst),
+        1,
+        "the ID token is cached"
+    );
 }

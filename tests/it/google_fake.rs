@@ -172,19 +172,24 @@ impl Fake {
                 &format!("{svc}/{{s}}"),
                 get(get_service).patch(patch_service).delete(delete_service),
             )
-            .route("/v2/projects/{p}/locations/{l}/operations/{id}", get(get_op))
+            .route(
+                "/v2/projects/{p}/locations/{l}/operations/{id}",
+                get(get_op),
+            )
             .route("/v2/entries:list", post(list_entries))
             .fallback(|uri: Uri| async move { html_404(&uri) })
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(l, app).await });
-        let front_app = Router::new()
-            .fallback(front_end)
-            .with_state(fake.clone());
+        let front_app = Router::new().fallback(front_end).with_state(fake.clone());
         tokio::spawn(async move { axum::serve(front, front_app).await });
         fake
     }
 
-    pub fn config(&self, key_path: &std::path::Path, bin: &std::path::Path) -> sigil::cloudrun::CloudRunConfig {
+    pub fn config(
+        &self,
+        key_path: &std::path::Path,
+        bin: &std::path::Path,
+    ) -> sigil::cloudrun::CloudRunConfig {
         sigil::cloudrun::CloudRunConfig {
             project: PROJECT.into(),
             region: REGION.into(),
@@ -205,12 +210,18 @@ impl Fake {
     fn sign(&self, claims: &Value) -> String {
         let input = format!(
             "{}.{}",
-            URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT", "kid": "fake"}).to_string()),
+            URL_SAFE_NO_PAD
+                .encode(json!({"alg": "RS256", "typ": "JWT", "kid": "fake"}).to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let mut sig = vec![0u8; self.key.public().modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
             .unwrap();
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
@@ -220,7 +231,9 @@ impl Fake {
         let mut parts = jwt.rsplitn(2, '.');
         let sig = parts.next().ok_or("no signature")?;
         let input = parts.next().ok_or("not a JWT")?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| "bad signature encoding")?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| "bad signature encoding")?;
         signature::UnparsedPublicKey::new(
             &signature::RSA_PKCS1_2048_8192_SHA256,
             self.key.public_key().as_ref(),
@@ -246,12 +259,14 @@ impl Fake {
 
     fn issue_id(&self, audience: &str) -> String {
         self.id_grants.fetch_add(1, Ordering::SeqCst);
-        self.sign(&json!({"aud": audience, "iss": "https://accounts.google.com", "email": EMAIL,
-            "sub": "1234567890", "iat": now_s(), "exp": now_s() + 3600}))
+        self.sign(
+            &json!({"aud": audience, "iss": "https://accounts.google.com", "email": EMAIL,
+            "sub": "1234567890", "iat": now_s(), "exp": now_s() + 3600}),
+        )
     }
 
     /// A Google API call's bearer check: unknown or expired → 401 UNAUTHENTICATED.
-    fn authorized(&self, h: &HeaderMap) -> Result<(), Response> {
+    fn unauthorized(&self, h: &HeaderMap) -> Option<Response> {
         let token = h
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -259,8 +274,8 @@ impl Fake {
             .unwrap_or_default();
         let st = self.state.lock().unwrap();
         match st.tokens.get(token) {
-            Some(exp) if *exp > now_s() => Ok(()),
-            _ => Err(google_error(
+            Some(exp) if *exp > now_s() => None,
+            _ => Some(google_error(
                 401,
                 "UNAUTHENTICATED",
                 "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
@@ -270,7 +285,11 @@ impl Fake {
 
     fn denied(&self) -> Option<Response> {
         self.deny.lock().unwrap().as_ref().map(|(code, msg)| {
-            let status = if *code == 401 { "UNAUTHENTICATED" } else { "PERMISSION_DENIED" };
+            let status = if *code == 401 {
+                "UNAUTHENTICATED"
+            } else {
+                "PERMISSION_DENIED"
+            };
             google_error(*code, status, msg)
         })
     }
@@ -332,11 +351,14 @@ fn oauth_error(desc: &str) -> Response {
 
 async fn token(State(f): S, body: String) -> Response {
     let p = form(&body);
-    if p.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+    if p.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
         return (
             StatusCode::BAD_REQUEST,
             [("content-type", "application/json")],
-            json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}).to_string(),
+            json!({"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})
+                .to_string(),
         )
             .into_response();
     }
@@ -348,11 +370,18 @@ async fn token(State(f): S, body: String) -> Response {
         return oauth_error("Invalid email or User ID");
     }
     if claims["aud"] != format!("{}/token", f.base) {
-        return oauth_error("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.");
+        return oauth_error(
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+        );
     }
-    let (iat, exp) = (claims["iat"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap_or(0),
+        claims["exp"].as_i64().unwrap_or(0),
+    );
     if exp - iat > 3600 || exp < now_s() {
-        return oauth_error("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.");
+        return oauth_error(
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+        );
     }
     if let Some(aud) = claims["target_audience"].as_str() {
         return ok(json!({"id_token": f.issue_id(aud)}));
@@ -363,31 +392,50 @@ async fn token(State(f): S, body: String) -> Response {
     ok(f.issue_access())
 }
 
-fn mds_flavor(h: &HeaderMap) -> Result<(), Response> {
+fn mds_flavor(h: &HeaderMap) -> Option<Response> {
     if h.get("metadata-flavor").and_then(|v| v.to_str().ok()) == Some("Google") {
-        Ok(())
+        None
     } else {
-        Err((StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header.").into_response())
+        Some(
+            (
+                StatusCode::FORBIDDEN,
+                "Missing Metadata-Flavor:Google header.",
+            )
+                .into_response(),
+        )
     }
 }
 
 async fn mds_token(State(f): S, h: HeaderMap) -> Response {
-    if let Err(r) = mds_flavor(&h) {
+    if let Some(r) = mds_flavor(&h) {
         return r;
     }
     let mut r = ok(f.issue_access());
-    r.headers_mut().insert("metadata-flavor", "Google".parse().unwrap());
+    r.headers_mut()
+        .insert("metadata-flavor", "Google".parse().unwrap());
     r
 }
 
-async fn mds_identity(State(f): S, h: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Err(r) = mds_flavor(&h) {
+async fn mds_identity(
+    State(f): S,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = mds_flavor(&h) {
         return r;
     }
     let Some(aud) = q.get("audience") else {
-        return (StatusCode::BAD_REQUEST, "non-empty audience parameter required").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "non-empty audience parameter required",
+        )
+            .into_response();
     };
-    ([("content-type", "text/html"), ("metadata-flavor", "Google")], f.issue_id(aud)).into_response()
+    (
+        [("content-type", "text/html"), ("metadata-flavor", "Google")],
+        f.issue_id(aud),
+    )
+        .into_response()
 }
 
 async fn upload(
@@ -397,28 +445,49 @@ async fn upload(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = f.authorized(&h) {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     if q.get("uploadType").map(String::as_str) != Some("media") {
-        return google_error(400, "INVALID_ARGUMENT", "Upload requests must specify an uploadType.");
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Upload requests must specify an uploadType.",
+        );
     }
     let name = q.get("name").cloned().unwrap_or_default();
-    f.state.lock().unwrap().uploads.push((bucket.clone(), name.clone(), body.len()));
-    ok(json!({"kind": "storage#object", "bucket": bucket, "name": name,
+    f.state
+        .lock()
+        .unwrap()
+        .uploads
+        .push((bucket.clone(), name.clone(), body.len()));
+    ok(
+        json!({"kind": "storage#object", "bucket": bucket, "name": name,
         "size": body.len().to_string(), "generation": "1732500000000000",
-        "contentType": "application/gzip"}))
+        "contentType": "application/gzip"}),
+    )
 }
 
-async fn create_build(State(f): S, h: HeaderMap, Path((p, l)): Path<(String, String)>, body: String) -> Response {
-    if let Err(r) = f.authorized(&h) {
+async fn create_build(
+    State(f): S,
+    h: HeaderMap,
+    Path((p, l)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     let Ok(b) = serde_json::from_str::<Value>(&body) else {
         return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
     };
-    if b.pointer("/source/storageSource/object").is_none() || b["images"].as_array().is_none_or(|i| i.is_empty()) {
-        return google_error(400, "INVALID_ARGUMENT", "invalid build: source and images are required");
+    if b.pointer("/source/storageSource/object").is_none()
+        || b["images"].as_array().is_none_or(|i| i.is_empty())
+    {
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "invalid build: source and images are required",
+        );
     }
     let mut st = f.state.lock().unwrap();
     st.next += 1;
@@ -428,13 +497,19 @@ async fn create_build(State(f): S, h: HeaderMap, Path((p, l)): Path<(String, Str
     build["status"] = json!("QUEUED");
     build["name"] = json!(format!("projects/{p}/locations/{l}/builds/{id}"));
     st.builds.insert(id.clone(), (build.clone(), 0));
-    ok(json!({"name": format!("projects/{p}/locations/{l}/operations/{id}"),
+    ok(
+        json!({"name": format!("projects/{p}/locations/{l}/operations/{id}"),
         "metadata": {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.BuildOperationMetadata",
-                     "build": {"id": id, "status": "QUEUED"}}}))
+                     "build": {"id": id, "status": "QUEUED"}}}),
+    )
 }
 
-async fn get_build(State(f): S, h: HeaderMap, Path((_p, _l, id)): Path<(String, String, String)>) -> Response {
-    if let Err(r) = f.authorized(&h) {
+async fn get_build(
+    State(f): S,
+    h: HeaderMap,
+    Path((_p, _l, id)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     let mut st = f.state.lock().unwrap();
@@ -452,15 +527,26 @@ async fn get_build(State(f): S, h: HeaderMap, Path((_p, _l, id)): Path<(String, 
             json!({"name": i, "digest": format!("sha256:{}", "ab".repeat(32)),
                    "pushTiming": {"startTime": "2026-01-02T03:04:05.123456Z", "endTime": "2026-01-02T03:04:06.123456Z"}})
         }).collect();
-        b["results"] = json!({"images": images, "buildStepImages": [format!("sha256:{}", "cd".repeat(32))]});
+        b["results"] =
+            json!({"images": images, "buildStepImages": [format!("sha256:{}", "cd".repeat(32))]});
     }
     ok(b.clone())
 }
 
-const RESERVED: &[&str] = &["run.googleapis.com/", "cloud.googleapis.com/", "serving.knative.dev/", "autoscaling.knative.dev/"];
+const RESERVED: &[&str] = &[
+    "run.googleapis.com/",
+    "cloud.googleapis.com/",
+    "serving.knative.dev/",
+    "autoscaling.knative.dev/",
+];
 
 fn reserved_key(v: &Value) -> Option<String> {
-    for ptr in ["/annotations", "/labels", "/template/annotations", "/template/labels"] {
+    for ptr in [
+        "/annotations",
+        "/labels",
+        "/template/annotations",
+        "/template/labels",
+    ] {
         if let Some(m) = v.pointer(ptr).and_then(Value::as_object) {
             for k in m.keys() {
                 if RESERVED.iter().any(|r| k.starts_with(r)) {
@@ -473,11 +559,23 @@ fn reserved_key(v: &Value) -> Option<String> {
 }
 
 /// Store the spec, bump the generation, start an operation (no `done` yet).
-fn rollout(f: &Fake, st: &mut State_, p: &str, l: &str, name: &str, mut svc: Value, deleting: bool) -> Value {
+fn rollout(
+    f: &Fake,
+    st: &mut State_,
+    p: &str,
+    l: &str,
+    name: &str,
+    mut svc: Value,
+    deleting: bool,
+) -> Value {
     st.next += 1;
     let op_id = format!("op-{:06}", st.next);
     let full = format!("projects/{p}/locations/{l}/services/{name}");
-    let generation: u64 = svc["generation"].as_str().and_then(|g| g.parse().ok()).unwrap_or(0) + 1;
+    let generation: u64 = svc["generation"]
+        .as_str()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
+        + 1;
     svc["name"] = json!(full);
     svc["generation"] = json!(generation.to_string());
     svc["reconciling"] = json!(true);
@@ -486,7 +584,9 @@ fn rollout(f: &Fake, st: &mut State_, p: &str, l: &str, name: &str, mut svc: Val
     let fail = !deleting && f.fail_rollout.swap(false, Ordering::SeqCst);
     let meta = json!({"@type": "type.googleapis.com/google.cloud.run.v2.Service", "name": full, "reconciling": true});
     let result = if fail {
-        let msg = format!("Revision '{rev}' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable within the allocated timeout. This can happen when the container port is misconfigured or if the timeout is too short. Logs URL: https://console.cloud.google.com/logs/viewer?project={p}");
+        let msg = format!(
+            "Revision '{rev}' is not ready and cannot serve traffic. The user-provided container failed to start and listen on the port defined provided by the PORT=8080 environment variable within the allocated timeout. This can happen when the container port is misconfigured or if the timeout is too short. Logs URL: https://console.cloud.google.com/logs/viewer?project={p}"
+        );
         svc["terminalCondition"] = json!({"type": "Ready", "state": "CONDITION_FAILED", "reason": "REVISION_FAILED",
             "message": msg, "lastTransitionTime": "2026-01-02T03:04:05.123456Z"});
         Err(json!({"code": 9, "message": msg}))
@@ -507,21 +607,50 @@ fn rollout(f: &Fake, st: &mut State_, p: &str, l: &str, name: &str, mut svc: Val
         st.services.insert(name.to_string(), svc.clone());
     }
     let op_name = format!("projects/{p}/locations/{l}/operations/{op_id}");
-    st.ops.insert(op_id, Op { polls: 0, result, metadata: meta.clone() });
+    st.ops.insert(
+        op_id,
+        Op {
+            polls: 0,
+            result,
+            metadata: meta.clone(),
+        },
+    );
     json!({"name": op_name, "metadata": meta})
 }
 
-fn check_template(svc: &Value) -> Result<(), Response> {
+fn check_template(svc: &Value) -> Option<Response> {
     if let Some(k) = reserved_key(svc) {
-        return Err(google_error(400, "INVALID_ARGUMENT", &format!("The request has errors: annotation or label key '{k}' uses a reserved namespace")));
+        return Some(google_error(
+            400,
+            "INVALID_ARGUMENT",
+            &format!(
+                "The request has errors: annotation or label key '{k}' uses a reserved namespace"
+            ),
+        ));
     }
-    if svc.pointer("/template/containers/0/image").and_then(Value::as_str).is_none_or(str::is_empty) {
-        return Err(google_error(400, "INVALID_ARGUMENT", "template.containers[0].image: must be specified"));
+    if svc
+        .pointer("/template/containers/0/image")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Some(google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "template.containers[0].image: must be specified",
+        ));
     }
-    if svc.pointer("/template/timeout").and_then(Value::as_str).is_some_and(|t| !t.ends_with('s')) {
-        return Err(google_error(400, "INVALID_ARGUMENT", "Invalid value at 'service.template.timeout' (type.googleapis.com/google.protobuf.Duration)"));
+    if svc
+        .pointer("/template/timeout")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.ends_with('s'))
+    {
+        return Some(google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "Invalid value at 'service.template.timeout' (type.googleapis.com/google.protobuf.Duration)",
+        ));
     }
-    Ok(())
+    None
 }
 
 async fn create_service(
@@ -531,34 +660,49 @@ async fn create_service(
     Query(q): Query<HashMap<String, String>>,
     body: String,
 ) -> Response {
-    if let Err(r) = f.authorized(&h) {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     if let Some(r) = f.denied() {
         return r;
     }
     let Some(id) = q.get("serviceId").filter(|s| {
-        s.len() < 50 && s.starts_with(|c: char| c.is_ascii_lowercase()) && !s.ends_with('-')
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        s.len() < 50
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     }) else {
-        return google_error(400, "INVALID_ARGUMENT", "service_id must be set and be a valid DNS label");
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "service_id must be set and be a valid DNS label",
+        );
     };
     let Ok(svc) = serde_json::from_str::<Value>(&body) else {
         return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
     };
-    if let Err(r) = check_template(&svc) {
+    if let Some(r) = check_template(&svc) {
         return r;
     }
     let mut st = f.state.lock().unwrap();
     if st.services.contains_key(id) {
-        return google_error(409, "ALREADY_EXISTS", &format!("Resource '{id}' already exists."));
+        return google_error(
+            409,
+            "ALREADY_EXISTS",
+            &format!("Resource '{id}' already exists."),
+        );
     }
     st.writes.push(("create".into(), svc.clone()));
     ok(rollout(&f, &mut st, &p, &l, id, svc, false))
 }
 
-async fn get_service(State(f): S, h: HeaderMap, Path((_p, _l, s)): Path<(String, String, String)>) -> Response {
-    if let Err(r) = f.authorized(&h) {
+async fn get_service(
+    State(f): S,
+    h: HeaderMap,
+    Path((_p, _l, s)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     if let Some(r) = f.denied() {
@@ -566,12 +710,23 @@ async fn get_service(State(f): S, h: HeaderMap, Path((_p, _l, s)): Path<(String,
     }
     match f.service(&s) {
         Some(v) => ok(v),
-        None => google_error(404, "NOT_FOUND", &format!("Resource '{s}' of kind 'SERVICE' in region '{REGION}' in project '{PROJECT}' does not exist.")),
+        None => google_error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "Resource '{s}' of kind 'SERVICE' in region '{REGION}' in project '{PROJECT}' does not exist."
+            ),
+        ),
     }
 }
 
-async fn patch_service(State(f): S, h: HeaderMap, Path((p, l, s)): Path<(String, String, String)>, body: String) -> Response {
-    if let Err(r) = f.authorized(&h) {
+async fn patch_service(
+    State(f): S,
+    h: HeaderMap,
+    Path((p, l, s)): Path<(String, String, String)>,
+    body: String,
+) -> Response {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     if let Some(r) = f.denied() {
@@ -580,23 +735,41 @@ async fn patch_service(State(f): S, h: HeaderMap, Path((p, l, s)): Path<(String,
     let Ok(mut svc) = serde_json::from_str::<Value>(&body) else {
         return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
     };
-    if let Err(r) = check_template(&svc) {
+    if let Some(r) = check_template(&svc) {
         return r;
     }
     let mut st = f.state.lock().unwrap();
     let Some(old) = st.services.get(&s).cloned() else {
-        return google_error(404, "NOT_FOUND", &format!("Resource '{s}' of kind 'SERVICE' in region '{l}' in project '{p}' does not exist."));
+        return google_error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "Resource '{s}' of kind 'SERVICE' in region '{l}' in project '{p}' does not exist."
+            ),
+        );
     };
-    if svc.pointer("/template/revision").and_then(Value::as_str).is_some_and(|r| !r.is_empty()) {
-        return google_error(409, "ALREADY_EXISTS", "Revision named with different configuration already exists.");
+    if svc
+        .pointer("/template/revision")
+        .and_then(Value::as_str)
+        .is_some_and(|r| !r.is_empty())
+    {
+        return google_error(
+            409,
+            "ALREADY_EXISTS",
+            "Revision named with different configuration already exists.",
+        );
     }
     svc["generation"] = old["generation"].clone();
     st.writes.push(("patch".into(), svc.clone()));
     ok(rollout(&f, &mut st, &p, &l, &s, svc, false))
 }
 
-async fn delete_service(State(f): S, h: HeaderMap, Path((p, l, s)): Path<(String, String, String)>) -> Response {
-    if let Err(r) = f.authorized(&h) {
+async fn delete_service(
+    State(f): S,
+    h: HeaderMap,
+    Path((p, l, s)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     if let Some(r) = f.denied() {
@@ -604,13 +777,23 @@ async fn delete_service(State(f): S, h: HeaderMap, Path((p, l, s)): Path<(String
     }
     let mut st = f.state.lock().unwrap();
     let Some(old) = st.services.remove(&s) else {
-        return google_error(404, "NOT_FOUND", &format!("Resource '{s}' of kind 'SERVICE' in region '{l}' in project '{p}' does not exist."));
+        return google_error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "Resource '{s}' of kind 'SERVICE' in region '{l}' in project '{p}' does not exist."
+            ),
+        );
     };
     ok(rollout(&f, &mut st, &p, &l, &s, old, true))
 }
 
-async fn get_op(State(f): S, h: HeaderMap, Path((p, l, id)): Path<(String, String, String)>) -> Response {
-    if let Err(r) = f.authorized(&h) {
+async fn get_op(
+    State(f): S,
+    h: HeaderMap,
+    Path((p, l, id)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     let mut st = f.state.lock().unwrap();
@@ -624,13 +807,15 @@ async fn get_op(State(f): S, h: HeaderMap, Path((p, l, id)): Path<(String, Strin
         return ok(json!({"name": name, "metadata": op.metadata}));
     }
     match &op.result {
-        Ok(resp) => ok(json!({"name": name, "done": true, "metadata": op.metadata, "response": resp})),
+        Ok(resp) => {
+            ok(json!({"name": name, "done": true, "metadata": op.metadata, "response": resp}))
+        }
         Err(e) => ok(json!({"name": name, "done": true, "metadata": op.metadata, "error": e})),
     }
 }
 
 async fn list_entries(State(f): S, h: HeaderMap, body: String) -> Response {
-    if let Err(r) = f.authorized(&h) {
+    if let Some(r) = f.unauthorized(&h) {
         return r;
     }
     let Ok(req) = serde_json::from_str::<Value>(&body) else {
@@ -646,16 +831,30 @@ async fn list_entries(State(f): S, h: HeaderMap, body: String) -> Response {
         Some(filter[at..].split('"').next()?.to_string())
     };
     let service = field("resource.labels.service_name");
-    let since = filter
-        .find("timestamp>=\"")
-        .map(|i| filter[i + 12..].split('"').next().unwrap_or_default().to_string());
+    let since = filter.find("timestamp>=\"").map(|i| {
+        filter[i + 12..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
     let st = f.state.lock().unwrap();
     let mut all: Vec<Value> = st
         .logs
         .iter()
         .filter(|_| filter.contains("resource.type=\"cloud_run_revision\""))
-        .filter(|e| service.as_deref().is_none_or(|s| e.pointer("/resource/labels/service_name").and_then(Value::as_str) == Some(s)))
-        .filter(|e| since.as_deref().is_none_or(|t| e["timestamp"].as_str().unwrap_or_default() >= t))
+        .filter(|e| {
+            service.as_deref().is_none_or(|s| {
+                e.pointer("/resource/labels/service_name")
+                    .and_then(Value::as_str)
+                    == Some(s)
+            })
+        })
+        .filter(|e| {
+            since
+                .as_deref()
+                .is_none_or(|t| e["timestamp"].as_str().unwrap_or_default() >= t)
+        })
         .cloned()
         .collect();
     all.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
@@ -667,7 +866,10 @@ async fn list_entries(State(f): S, h: HeaderMap, body: String) -> Response {
     // when Cloud Logging's search times out before finding anything.
     let (offset, body) = match req["pageToken"].as_str() {
         None => (0, None),
-        Some(t) => (t.trim_start_matches('p').parse::<usize>().unwrap_or(0), Some(())),
+        Some(t) => (
+            t.trim_start_matches('p').parse::<usize>().unwrap_or(0),
+            Some(()),
+        ),
     };
     if body.is_none() {
         return ok(json!({"nextPageToken": "p0"}));
@@ -694,12 +896,20 @@ async fn front_end(State(f): S, method: Method, uri: Uri, h: HeaderMap, body: By
                 "<html><head><title>401 Unauthorized</title></head><body><h1>Error: Unauthorized</h1></body></html>").into_response()
         }
     };
-    if claims["aud"] != f.front.as_str() || claims["exp"].as_i64().unwrap_or(0) < now_s() || claims["email"] != EMAIL {
+    if claims["aud"] != f.front.as_str()
+        || claims["exp"].as_i64().unwrap_or(0) < now_s()
+        || claims["email"] != EMAIL
+    {
         return (StatusCode::FORBIDDEN, "<html><body><h1>Error: Forbidden</h1><h2>Your client does not have permission to get URL from this server.</h2></body></html>").into_response();
     }
     let seen: HashMap<String, String> = h
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     f.state.lock().unwrap().front_seen.push(seen);
     let Some(bridge) = f.bridge.lock().unwrap().clone() else {
@@ -708,7 +918,10 @@ async fn front_end(State(f): S, method: Method, uri: Uri, h: HeaderMap, body: By
     let client = reqwest::Client::new();
     let mut req = client.request(
         reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
-        format!("{bridge}{}", uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")),
+        format!(
+            "{bridge}{}",
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        ),
     );
     for (k, v) in h.iter() {
         if k != "host" && k != "content-length" {
