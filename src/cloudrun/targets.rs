@@ -1,6 +1,6 @@
 //! [`Targets`]: the runtime the deployments service holds. It sends each deployment to the
 //! local runtime or to Cloud Run, by the placement its record carries (set from the deploy
-//! request's `target`), and merges both runtimes' lifecycle events into one channel.
+//! request's `target`); both runtimes report lifecycle events on one channel.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,20 +31,14 @@ pub struct Targets {
 impl Targets {
     pub fn new(
         local: Arc<LocalRuntime>,
-        mut local_events: mpsc::UnboundedReceiver<RuntimeEvent>,
+        local_events: mpsc::UnboundedReceiver<RuntimeEvent>,
         cfg: Option<CloudRunConfig>,
         ambient: Ambient,
         logs_dir: PathBuf,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<RuntimeEvent>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let fwd = tx.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = local_events.recv().await {
-                if fwd.send(ev).is_err() {
-                    return;
-                }
-            }
-        });
+        // Cloud Run reports on the local runtime's channel: one stream for the deployments
+        // service, and it closes when both runtimes are gone.
+        let tx = local.events_sender();
         let cloud = match cfg {
             None => Err("this Sigil has no [cloudrun] section in sigil.toml".to_string()),
             Some(cfg) => match cfg.missing() {
@@ -74,7 +68,7 @@ impl Targets {
                 cloud,
                 specs: Mutex::new(HashMap::new()),
             }),
-            rx,
+            local_events,
         )
     }
 

@@ -197,6 +197,12 @@ impl LocalRuntime {
     }
 
     /// Milliseconds-resolution override of the idle timeout, for tests of scale to zero.
+    /// The sender of this runtime's event channel, for another runtime beside it (Cloud
+    /// Run) to report on the same channel.
+    pub fn events_sender(&self) -> mpsc::UnboundedSender<RuntimeEvent> {
+        self.events.clone()
+    }
+
     pub fn set_idle_timeout(&mut self, t: Option<Duration>) {
         self.timing.idle_timeout = t;
     }
