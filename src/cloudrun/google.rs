@@ -45,6 +45,10 @@ pub const RUN_OPERATIONS: Permission = Permission {
     name: "run.operations.get",
     role: "roles/run.viewer",
 };
+pub const RUN_SET_IAM: Permission = Permission {
+    name: "run.services.setIamPolicy",
+    role: "roles/run.admin",
+};
 pub const LOGS_LIST: Permission = Permission {
     name: "logging.logEntries.list",
     role: "roles/logging.viewer",
@@ -246,6 +250,16 @@ impl Google {
         let url = format!("{}/{}", self.services_url(), urlencode(name));
         self.json(reqwest::Method::PATCH, &url, Some(body), RUN_UPDATE)
             .await
+    }
+
+    /// Make `member` the service's only invoker (replaces the whole policy).
+    pub async fn set_invoker(&self, name: &str, member: &str) -> Result<(), CloudError> {
+        let url = format!("{}/{}:setIamPolicy", self.services_url(), urlencode(name));
+        let body =
+            json!({"policy": {"bindings": [{"role": "roles/run.invoker", "members": [member]}]}});
+        self.json(reqwest::Method::POST, &url, Some(body), RUN_SET_IAM)
+            .await?;
+        Ok(())
     }
 
     /// Delete the service; `None` when it was already gone.

@@ -301,16 +301,23 @@ impl CloudRunRuntime {
             config_env(&decl, &spec.config).map_err(|e| CloudError::Invalid(e.to_string()))?;
         let body = self.service_body(&spec.server, p, image, &env, restarted_at);
         let name = &p.service;
-        let op = match self.google.get_service(name).await? {
+        let (op, created) = match self.google.get_service(name).await? {
             None => match self.google.create_service(name, body.clone()).await {
                 // Taken meanwhile, or a recent delete still cleaning up: replace it.
                 Err(CloudError::Google { status: 409, .. }) => {
-                    self.google.patch_service(name, body).await?
+                    (self.google.patch_service(name, body).await?, false)
                 }
-                other => other?,
+                other => (other?, true),
             },
-            Some(_) => self.google.patch_service(name, body).await?,
+            Some(_) => (self.google.patch_service(name, body).await?, false),
         };
+        // Private: Sigil's own identity is the only invoker. On the metadata server the
+        // identity is not known locally; grant it run.invoker at the project instead.
+        if let (true, Some(email)) = (created, self.google.tokens.email()) {
+            self.google
+                .set_invoker(name, &format!("serviceAccount:{email}"))
+                .await?;
+        }
         match self.google.wait_operation(op).await? {
             Ok(svc) => {
                 let url = svc["uri"]

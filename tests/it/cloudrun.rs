@@ -157,6 +157,11 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         assert_eq!(spec["labels"]["managed-by"], "sigil");
         // No secret in the spec: only non-secret settings go into env.
         assert!(!spec.to_string().contains("FIXTURE_TOKEN"), "{spec}");
+        // Private: Sigil's service account is the only invoker.
+        assert_eq!(
+            st.policies[&service]["bindings"],
+            json!([{"role": "roles/run.invoker", "members": [format!("serviceAccount:{EMAIL}")]}])
+        );
     }
     assert_eq!(fake.service(&service).unwrap()["generation"], "1");
 

@@ -74,6 +74,8 @@ pub struct State_ {
     /// Create and patch bodies, in order.
     pub writes: Vec<(String, Value)>,
     pub logs: Vec<Value>,
+    /// IAM policies by service.
+    pub policies: HashMap<String, Value>,
     /// Requests the front end let through: their headers.
     pub front_seen: Vec<HashMap<String, String>>,
     /// Access tokens and when they expire (seconds).
@@ -170,7 +172,10 @@ impl Fake {
             .route(svc, post(create_service))
             .route(
                 &format!("{svc}/{{s}}"),
-                get(get_service).patch(patch_service).delete(delete_service),
+                get(get_service)
+                    .patch(patch_service)
+                    .delete(delete_service)
+                    .post(set_iam_policy),
             )
             .route(
                 "/v2/projects/{p}/locations/{l}/operations/{id}",
@@ -762,6 +767,37 @@ async fn patch_service(
     svc["generation"] = old["generation"].clone();
     st.writes.push(("patch".into(), svc.clone()));
     ok(rollout(&f, &mut st, &p, &l, &s, svc, false))
+}
+
+/// `POST …/services/{s}:setIamPolicy` (the method rides on the last path segment).
+async fn set_iam_policy(
+    State(f): S,
+    h: HeaderMap,
+    uri: Uri,
+    Path((_p, _l, s)): Path<(String, String, String)>,
+    body: String,
+) -> Response {
+    let Some(s) = s.strip_suffix(":setIamPolicy") else {
+        return html_404(&uri);
+    };
+    if let Some(r) = f.unauthorized(&h) {
+        return r;
+    }
+    if let Some(r) = f.denied() {
+        return r;
+    }
+    let Ok(req) = serde_json::from_str::<Value>(&body) else {
+        return google_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.");
+    };
+    let mut st = f.state.lock().unwrap();
+    if !st.services.contains_key(s) {
+        return google_error(404, "NOT_FOUND", &format!("Resource '{s}' does not exist."));
+    }
+    let mut policy = req["policy"].clone();
+    policy["etag"] = json!("BwYBBgcICQo=");
+    policy["version"] = json!(1);
+    st.policies.insert(s.to_string(), policy.clone());
+    ok(policy)
 }
 
 async fn delete_service(
