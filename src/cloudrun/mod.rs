@@ -211,3 +211,24 @@ impl Coded for CloudError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_section_parses_strictly_and_says_what_is_missing() {
+        let c: CloudRunConfig =
+            toml::from_str("project = \"p\"\nregion = \"r\"\n[prices]\nvcpu_second = 0.00003\n")
+                .unwrap();
+        assert_eq!(c.prices.vcpu_second, 0.00003);
+        assert_eq!(c.prices.gib_second, Prices::default().gib_second);
+        let why = c.missing().unwrap();
+        assert!(
+            why.contains("`artifact_repo`") && why.contains("`staging_bucket`"),
+            "{why}"
+        );
+        let e = toml::from_str::<CloudRunConfig>("projct = \"p\"").unwrap_err();
+        assert!(e.to_string().contains("projct"), "{e}");
+    }
+}

@@ -137,6 +137,32 @@ async fn deploy_restart_scale_logs_delete_against_the_fake() {
         assert_eq!(st.uploads.len(), 1);
         assert_eq!(st.uploads[0].0, "sigil-staging");
         assert!(st.uploads[0].1.starts_with(&format!("sigil/{service}/")));
+        // The build context: a Dockerfile (first tar member) that installs the package
+        // production-only, runs as a non-root user and starts the bridge; no secret values.
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&st.uploads[0].2[..]),
+            &mut raw,
+        )
+        .unwrap();
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&raw[124..135])
+                .unwrap()
+                .trim_matches('\0'),
+            8,
+        )
+        .unwrap();
+        let dockerfile = std::str::from_utf8(&raw[512..512 + size]).unwrap();
+        assert_eq!(&raw[..10], b"Dockerfile");
+        for want in [
+            "FROM node:22-slim",
+            "npm install --omit=dev",
+            "'@acme/cloud-fixture'@'1.0.0'",
+            "USER node",
+            r#"ENTRYPOINT ["/usr/local/bin/sigil","bridge","--secret","FIXTURE_TOKEN","--""#,
+        ] {
+            assert!(dockerfile.contains(want), "{want} in {dockerfile}");
+        }
         let (kind, spec) = &st.writes[0];
         assert_eq!(kind, "create");
         let c = &spec["template"]["containers"][0];

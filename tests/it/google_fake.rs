@@ -70,7 +70,7 @@ pub struct State_ {
     pub services: HashMap<String, Value>,
     pub ops: HashMap<String, Op>,
     pub builds: HashMap<String, (Value, u32)>,
-    pub uploads: Vec<(String, String, usize)>,
+    pub uploads: Vec<(String, String, Vec<u8>)>,
     /// Create and patch bodies, in order.
     pub writes: Vec<(String, Value)>,
     pub logs: Vec<Value>,
@@ -465,7 +465,7 @@ async fn upload(
         .lock()
         .unwrap()
         .uploads
-        .push((bucket.clone(), name.clone(), body.len()));
+        .push((bucket.clone(), name.clone(), body.to_vec()));
     ok(
         json!({"kind": "storage#object", "bucket": bucket, "name": name,
         "size": body.len().to_string(), "generation": "1732500000000000",
