@@ -38,6 +38,8 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
     #[error("cannot load deployments: {0}")]
     Deployments(#[from] DeployError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Everything a request handler may reach, behind one `Arc`.
@@ -134,6 +136,12 @@ impl App {
             events,
             ambient.clone(),
             config.runtime.allow_commands,
+            crate::scan::policy::Policy {
+                block_at: config
+                    .scan
+                    .block_at()
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            },
         )?;
         let gateway = Gateway::start(
             deployments.clone(),
@@ -142,6 +150,15 @@ impl App {
             ambient.clone(),
             config.gateway.clone(),
         );
+        let block_tool_changes = config
+            .scan
+            .block_tool_changes()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        gateway.set_pins(Arc::new(crate::gateway::pins::Pins::load(
+            store.clone(),
+            ambient.clone(),
+            block_tool_changes,
+        )?));
         Ok(Arc::new(App {
             config,
             store,

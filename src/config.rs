@@ -37,6 +37,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// `[cloudrun]`: the Google Cloud Run deployment target (unavailable without it).
     pub cloudrun: Option<crate::cloudrun::CloudRunConfig>,
+    /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
+    pub scan: ScanConfig,
 }
 
 /// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
@@ -90,6 +92,23 @@ pub struct RuntimeConfig {
     pub limit_memory_mb: u64,
     pub limit_open_files: u64,
     pub limit_processes: u64,
+    /// `[runtime.tiers.NAME]`: resource tiers a deployment may pick (`"tier"` in
+    /// POST /api/v1/deploy); each limit left out falls back to the `limit_*` above.
+    pub tiers: std::collections::BTreeMap<String, TierLimits>,
+    /// npm packages whose install scripts may run (`npm install` without
+    /// `--ignore-scripts`). Every other npm install ignores scripts. The scripts then run
+    /// before the deploy-time scan, which still reports them.
+    pub npm_allow_scripts: Vec<String>,
+}
+
+/// One `[runtime.tiers.NAME]` table: rlimits for the server processes of deployments in
+/// this tier. 0 = no limit (inherit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierLimits {
+    pub memory_mb: Option<u64>,
+    pub open_files: Option<u64>,
+    pub processes: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -121,6 +140,8 @@ impl Default for RuntimeConfig {
             limit_memory_mb: 0,
             limit_open_files: 0,
             limit_processes: 0,
+            tiers: std::collections::BTreeMap::new(),
+            npm_allow_scripts: Vec::new(),
         }
     }
 }
@@ -150,6 +171,57 @@ impl Default for GatewayConfig {
             request_timeout_secs: 300,
             session_idle_secs: 3600,
             meter_flush_secs: 10,
+        }
+    }
+}
+
+/// `[scan]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Block deploys whose installed package has a finding at or above this severity
+    /// (`info|low|medium|high|critical`), unless the owner accepts the risk; `none` only
+    /// reports.
+    pub block_at: String,
+    /// What the gateway does when a deployment's tools change after they were pinned:
+    /// `block` (changed and added tools are hidden and refused until the owner re-approves)
+    /// or `warn` (they pass; the diff waits for approval).
+    pub tool_changes: String,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            block_at: "high".into(),
+            tool_changes: "block".into(),
+        }
+    }
+}
+
+impl ScanConfig {
+    /// The deploy policy's threshold; `Err` names the bad value.
+    pub fn block_at(&self) -> Result<Option<crate::scan::Severity>, ConfigError> {
+        if self.block_at.trim().eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        crate::scan::Severity::parse(&self.block_at)
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "scan.block_at must be info, low, medium, high, critical or none, not {:?}",
+                    self.block_at
+                ))
+            })
+    }
+
+    /// `true` for `block`, `false` for `warn`.
+    pub fn block_tool_changes(&self) -> Result<bool, ConfigError> {
+        match self.tool_changes.trim() {
+            "block" => Ok(true),
+            "warn" => Ok(false),
+            other => Err(ConfigError::Invalid(format!(
+                "scan.tool_changes must be block or warn, not {other:?}"
+            ))),
         }
     }
 }
@@ -189,6 +261,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
             cloudrun: None,
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -208,6 +281,7 @@ pub struct FileConfig {
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
     pub cloudrun: Option<crate::cloudrun::CloudRunConfig>,
+    pub scan: Option<ScanConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -267,6 +341,11 @@ impl Config {
             c.gateway = g;
         }
         c.cloudrun = parsed.cloudrun;
+        if let Some(s) = parsed.scan {
+            s.block_at()?;
+            s.block_tool_changes()?;
+            c.scan = s;
+        }
         c.apply(
             parsed.listen,
             parsed.data_dir,
@@ -506,6 +585,62 @@ mod tests {
         assert_eq!(r.max_restarts, RuntimeConfig::default().max_restarts);
         let err = parse_file(Path::new("x.toml"), "[runtime]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn runtime_tiers_are_named_tables_of_limits() {
+        let f = parse_file(
+            Path::new("x.toml"),
+            "[runtime]\nlimit_open_files = 1024\n[runtime.tiers.small]\nmemory_mb = 2048\nopen_files = 128\n[runtime.tiers.big]\nprocesses = 4096\n",
+        )
+        .unwrap();
+        let r = f.runtime.unwrap();
+        assert_eq!(r.limit_open_files, 1024);
+        assert_eq!(r.tiers["small"].memory_mb, Some(2048));
+        assert_eq!(r.tiers["small"].open_files, Some(128));
+        assert_eq!(r.tiers["small"].processes, None);
+        assert_eq!(r.tiers["big"].processes, Some(4096));
+        let err =
+            parse_file(Path::new("x.toml"), "[runtime.tiers.small]\nmemory = 5\n").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn scan_section_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[scan]\nblock_at = \"critical\"\ntool_changes = \"warn\"\n[runtime]\nnpm_allow_scripts = [\"esbuild\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(
+            c.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::Critical)
+        );
+        assert!(!c.scan.block_tool_changes().unwrap());
+        assert_eq!(c.runtime.npm_allow_scripts, ["esbuild"]);
+        let d = Config::default();
+        assert_eq!(
+            d.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::High)
+        );
+        assert!(d.scan.block_tool_changes().unwrap());
+        for bad in [
+            "[scan]\nblock_at = \"severe\"\n",
+            "[scan]\ntool_changes = \"maybe\"\n",
+            "[scan]\nblok_at = \"high\"\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(
+                Config::load(Some(&f), Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+        std::fs::write(&f, "[scan]\nblock_at = \"none\"\n").unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.scan.block_at().unwrap(), None);
     }
 
     #[test]

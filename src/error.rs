@@ -42,6 +42,9 @@ pub enum ErrorCode {
     /// The requested deployment target (e.g. `cloudrun`) is not configured or not usable.
     TargetUnavailable,
     Internal,
+    /// The deploy-time scan found findings at or above the policy's threshold; details
+    /// list them. Deploy again with an explicit accept-risk to go ahead.
+    ScanBlocked,
 }
 
 impl ErrorCode {
@@ -68,6 +71,7 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::TargetUnavailable => "target_unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::ScanBlocked => "scan_blocked",
         }
     }
 }

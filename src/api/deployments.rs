@@ -34,11 +34,24 @@ pub struct DeployBody {
     config: BTreeMap<String, String>,
     /// `local` (default) or `cloudrun`.
     target: Option<String>,
-    /// Cloud Run tier: api_router (default), processing, compute.
+    /// The tier: a `[runtime.tiers.NAME]` resource tier locally; on Cloud Run api_router
+    /// (default), processing or compute.
     tier: Option<String>,
     /// Cloud Run overrides of the tier, within the configured bounds.
     #[serde(default)]
     resources: crate::cloudrun::tiers::Overrides,
+    /// Deploy despite blocking scan findings; audited with the reason.
+    accept_risk: Option<AcceptRiskBody>,
+    /// Answer once the install and the deploy-time scan are done (a blocked deploy is
+    /// then a `scan_blocked` error listing the findings) instead of at once with 202.
+    #[serde(default)]
+    wait: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRiskBody {
+    reason: String,
 }
 
 /// `scheme://host` the client used, for absolute gateway URLs.
@@ -83,12 +96,14 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "url": format!("{base}/mcp/{}/{}", r.package, r.id),
         "packageUrl": format!("{base}/mcp/{}", r.package),
         "config": r.config,
+        "tier": r.tier,
         "createdAt": rfc3339(r.created_at),
         "updatedAt": rfc3339(r.updated_at),
         "restarts": r.restarts,
         "lastError": r.last_error,
         "lastStderr": r.last_stderr,
         "deletedAt": r.deleted_at.map(rfc3339),
+        "scan": format!("/api/v1/deployments/{}/scan", r.id),
         "instances": instances.iter().map(instance_view).collect::<Vec<_>>(),
         "target": if r.cloud.is_some() { "cloudrun" } else { "local" },
         "cloudRun": r.cloud.as_ref().map(|p| {
@@ -125,13 +140,52 @@ pub async fn deploy(
             body.version.as_deref(),
             body.config,
             &target,
+            body.accept_risk.map(|a| a.reason),
         )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view(&app, &d, &base_url(&headers))),
-    )
-        .into_response())
+    if !body.wait {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(view(&app, &d, &base_url(&headers))),
+        )
+            .into_response());
+    }
+    let limit = Duration::from_secs(app.config.runtime.install_timeout_secs.max(1) + 60);
+    let started = std::time::Instant::now();
+    let d = loop {
+        let now = found(&app, &d.record.id)?;
+        if now.record.status != DeploymentStatus::Installing || started.elapsed() > limit {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    match d.record.status {
+        DeploymentStatus::Blocked => Err(blocked_error(&app, &d)?),
+        DeploymentStatus::Installing => Ok((
+            StatusCode::ACCEPTED,
+            Json(view(&app, &d, &base_url(&headers))),
+        )
+            .into_response()),
+        _ => Ok((
+            StatusCode::CREATED,
+            Json(view(&app, &d, &base_url(&headers))),
+        )
+            .into_response()),
+    }
+}
+
+/// The `scan_blocked` error of a blocked deployment, rebuilt from its stored decision.
+fn blocked_error(app: &App, d: &Deployment) -> Result<ApiError, ApiError> {
+    let rec = app.deployments.scan(&d.record.id)?;
+    let policy = crate::scan::policy::Policy {
+        block_at: rec.as_ref().and_then(|r| r.block_at),
+    };
+    let blocking: Vec<crate::scan::Finding> = rec
+        .map(|r| policy.blocking(&r.report).into_iter().cloned().collect())
+        .unwrap_or_default();
+    let target = format!("{}@{}", d.record.package, d.record.version);
+    let e = crate::deployments::gate::blocked(&d.record.id, &target, &policy, &blocking);
+    Ok(DeployError::from(e).into())
 }
 
 pub async fn list(
@@ -198,9 +252,13 @@ pub async fn health(
 ) -> Result<Response, ApiError> {
     let d = found(&app, &id)?;
     let instances = app.deployments.runtime().status(&id);
-    let failed = d.record.status == DeploymentStatus::Failed
+    let blocked = d.record.status == DeploymentStatus::Blocked;
+    let failed = blocked
+        || d.record.status == DeploymentStatus::Failed
         || instances.iter().any(|i| i.state == "failed");
-    let status = if failed {
+    let status = if blocked {
+        "blocked"
+    } else if failed {
         "failed"
     } else if d.record.status == DeploymentStatus::Installing {
         "installing"
@@ -309,4 +367,89 @@ pub async fn logs(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The deploy-time scan: the stored report and what the policy decided.
+pub async fn scan(
+    State(app): State<Arc<App>>,
+    Caller(_who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    found(&app, &id)?;
+    let deps = app.deployments.clone();
+    let rec = {
+        let id = id.clone();
+        blocking(move || deps.scan(&id).map_err(ApiError::from)).await?
+    };
+    let Some(rec) = rec else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "deployment {id} has no deploy-time scan (it is still installing, or installs nothing locally)"
+            ),
+        ));
+    };
+    Ok(Json(json!({
+        "deployment": rec.deployment,
+        "outcome": rec.outcome,
+        "blockAt": rec.block_at,
+        "acceptedBy": rec.accepted_by,
+        "reason": rec.reason,
+        "decidedAt": rfc3339(rec.decided_at),
+        "report": {
+            "target": rec.report.target,
+            "rulesetVersion": rec.report.ruleset_version,
+            "stale": rec.report.is_stale(),
+            "scannedAt": rfc3339(rec.report.scanned_at),
+            "maxSeverity": rec.report.max_severity(),
+            "summary": rec.report.summary(),
+            "findings": rec.report.findings,
+        },
+    })))
+}
+
+/// The rug-pull pins of a deployment and the pending change, if any.
+pub async fn tools(
+    State(app): State<Arc<App>>,
+    Caller(_who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    found(&app, &id)?;
+    let Some(pins) = app.gateway.pins() else {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "tool pinning is not running",
+        ));
+    };
+    Ok(Json(json!(pins.view(&id))))
+}
+
+/// The owner re-approves the changed tools: the pending listing becomes the pins.
+pub async fn approve_tools(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    app.deployments.owned(&who, &id)?;
+    let Some(pins) = app.gateway.pins() else {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "tool pinning is not running",
+        ));
+    };
+    let changes = pins.approve(&id).await?;
+    let summary: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{} {}", c.kind, c.name))
+        .collect();
+    app.deployments
+        .add_event(
+            &id,
+            "tools_approved",
+            format!("{} approved tool changes: {}", who.user, summary.join(", ")),
+        )
+        .await?;
+    Ok(Json(
+        json!({ "approved": changes, "tools": pins.view(&id) }),
+    ))
 }

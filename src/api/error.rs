@@ -38,6 +38,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
         ErrorCode::TargetUnavailable => StatusCode::CONFLICT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::ScanBlocked => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -16,7 +16,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -24,7 +23,9 @@ use super::error::ApiError;
 use crate::app::App;
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
-use crate::gateway::{GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS};
+use crate::gateway::{
+    GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS, SseEvent,
+};
 
 /// Checks return the response to send instead; boxed to keep `Result` small.
 type Refusal = Box<Response>;
@@ -47,6 +48,58 @@ pub(super) fn render(e: GatewayError) -> Response {
         } => rpc_error(status, rpc_code, &message),
         other => ApiError::from(other).into_response(),
     }
+}
+
+/// One SSE event with its id (for `Last-Event-ID`). Written by hand because a priming
+/// event needs an explicit empty `data:` line (parsers dispatch no event without one),
+/// which axum's `Event` does not write for empty data.
+fn sse_bytes(e: &SseEvent) -> Bytes {
+    let mut out = Vec::with_capacity(e.data.len() + 48);
+    if let Some(id) = &e.id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
+    if let Some(ms) = e.retry_ms {
+        out.extend_from_slice(format!("retry: {ms}\n").as_bytes());
+    }
+    if e.data.is_empty() {
+        out.extend_from_slice(b"data: \n\n");
+    } else {
+        out.extend_from_slice(b"event: message\n");
+        for line in e.data.split(|b| *b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    Bytes::from(out)
+}
+
+/// An SSE response from a channel of events; `keep_alive` sends a comment when idle.
+fn event_stream(
+    rx: tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
+    keep_alive: Option<Duration>,
+) -> Response {
+    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let next = match keep_alive {
+            None => rx.recv().await.map(|e| sse_bytes(&e)),
+            Some(every) => match tokio::time::timeout(every, rx.recv()).await {
+                Ok(e) => e.map(|e| sse_bytes(&e)),
+                Err(_) => Some(Bytes::from_static(b":\n\n")),
+            },
+        };
+        next.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 pub(super) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -253,16 +306,7 @@ pub(super) fn post_reply(r: Result<Reply, GatewayError>) -> Response {
             }
             resp
         }
-        Ok(Reply::Stream(rs)) => {
-            let stream = futures_util::stream::unfold(rs, |mut rs| async move {
-                let msg = rs.next().await?;
-                let ev = Event::default()
-                    .event("message")
-                    .data(String::from_utf8_lossy(&msg));
-                Some((Ok::<_, Infallible>(ev), rs))
-            });
-            Sse::new(stream).into_response()
-        }
+        Ok(Reply::Stream(rs)) => event_stream(rs.events(), None),
         Ok(Reply::Http(r)) => proxied(r),
         Err(e) => render(e),
     }
@@ -318,18 +362,7 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
 /// A gateway GET result as HTTP: the standalone SSE stream or the proxied answer.
 pub(super) fn get_reply(r: Result<GetReply, GatewayError>) -> Response {
     match r {
-        Ok(GetReply::Stream(rx)) => {
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                let msg = rx.recv().await?;
-                let ev = Event::default()
-                    .event("message")
-                    .data(String::from_utf8_lossy(&msg));
-                Some((Ok::<_, Infallible>(ev), rx))
-            });
-            Sse::new(stream)
-                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-                .into_response()
-        }
+        Ok(GetReply::Stream(rx)) => event_stream(rx, Some(Duration::from_secs(15))),
         Ok(GetReply::Http(r)) => proxied(r),
         Err(e) => render(e),
     }

@@ -72,7 +72,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/deployments/{id}/scale", post(deployments::scale))
         .route("/deployments/{id}/logs", get(deployments::logs))
         .route("/deployments/{id}/health", get(deployments::health))
-        .route("/deployments/{id}/events", get(deployments::events));
+        .route("/deployments/{id}/events", get(deployments::events))
+        .route("/deployments/{id}/scan", get(deployments::scan))
+        .route("/deployments/{id}/tools", get(deployments::tools))
+        .route(
+            "/deployments/{id}/tools/approve",
+            post(deployments::approve_tools),
+        );
     // The gateway: MCP messages may be larger than API bodies.
     let gateway = Router::new()
         .route(

@@ -169,7 +169,7 @@ async fn through_gateway(fixture: &Path, count: usize, concurrency: usize) -> an
         .await?;
     let d = app
         .deployments
-        .create(&who, "admin/bench", None, Default::default())
+        .create(&who, "admin/bench", None, Default::default(), None)
         .await?;
     let id = d.record.id.clone();
     let t = Instant::now();

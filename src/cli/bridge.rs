@@ -112,13 +112,21 @@ async fn bridge(args: BridgeArgs) -> anyhow::Result<()> {
         .await?;
     let d = app
         .deployments
-        .create(&who, &info.record.server.name, None, Default::default())
+        .create(
+            &who,
+            &info.record.server.name,
+            None,
+            Default::default(),
+            None,
+        )
         .await?;
     let started = Instant::now();
     loop {
         match app.deployments.get(&d.record.id).map(|d| d.record.status) {
             Some(DeploymentStatus::Ready) => break,
-            Some(DeploymentStatus::Failed) => bail!("the bridged server cannot run"),
+            Some(DeploymentStatus::Failed | DeploymentStatus::Blocked) => {
+                bail!("the bridged server cannot run")
+            }
             _ if started.elapsed() > Duration::from_secs(60) => {
                 bail!("preparing the server timed out")
             }

@@ -15,8 +15,8 @@ use super::tiers::{self, Overrides, Placement, Tier};
 use super::{CloudRunConfig, CloudRunRuntime};
 use crate::ambient::Ambient;
 use crate::runtime::{
-    BoxFuture, DeploymentSpec, Endpoint, InstanceStatus, LocalRuntime, LogBuffer, Runtime,
-    RuntimeError, RuntimeEvent,
+    BoxFuture, DeploymentSpec, Endpoint, InstallCheck, InstanceStatus, LocalRuntime, LogBuffer,
+    Runtime, RuntimeError, RuntimeEvent,
 };
 use crate::vault::SecretValue;
 
@@ -154,6 +154,14 @@ impl Runtime for Targets {
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         // Cloud Run services keep running while Sigil is down; only local processes stop.
         self.local.shutdown()
+    }
+
+    fn has_tier(&self, tier: &str) -> bool {
+        self.local.has_tier(tier)
+    }
+
+    fn set_install_check(&self, check: Arc<dyn InstallCheck>) {
+        self.local.set_install_check(check);
     }
 
     fn register(&self, spec: &DeploymentSpec) {

@@ -6,6 +6,8 @@
 //! gateway URL touches no redb transaction. Deployments survive a Sigil restart: they are
 //! loaded at start and their instances start on the first request.
 
+pub mod gate;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,10 +19,13 @@ use crate::auth::Principal;
 use crate::error::{Coded, ErrorCode};
 use crate::registry::{Registry, RegistryError};
 use crate::runtime::{DeploymentSpec, Runtime, RuntimeError, RuntimeEvent, secret_requirements};
+use crate::scan::policy::{AcceptRisk, MAX_REASON, Policy};
 use crate::store::{
-    DeploymentEventRecord, DeploymentRecord, DeploymentStatus, Reader, Store, StoreError,
-    VersionRecord, VersionStatus, deployment_event_key, deployment_events_prefix, version_key,
+    DeploymentEventRecord, DeploymentRecord, DeploymentScanRecord, DeploymentStatus, Reader, Store,
+    StoreError, VersionRecord, VersionStatus, deployment_event_key, deployment_events_prefix,
+    version_key,
 };
+use gate::ScanGate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -47,6 +52,12 @@ impl Coded for DeployError {
             DeployError::Registry(e) => e.code(),
             DeployError::Runtime(e) => e.code(),
             DeployError::Store(_) => ErrorCode::Internal,
+        }
+    }
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            DeployError::Runtime(e) => e.details(),
+            _ => None,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -83,6 +94,7 @@ pub struct Deployments {
     allow_commands: bool,
     cache: RwLock<HashMap<String, Arc<Deployment>>>,
     seq: AtomicU64,
+    gate: Arc<ScanGate>,
 }
 
 impl Deployments {
@@ -94,7 +106,11 @@ impl Deployments {
         events: mpsc::UnboundedReceiver<RuntimeEvent>,
         ambient: Ambient,
         allow_commands: bool,
+        policy: Policy,
     ) -> Result<Arc<Self>, DeployError> {
+        // The deploy-time scan runs between install and first start, inside the runtime.
+        let gate = ScanGate::new(store.clone(), ambient.clone(), policy);
+        runtime.set_install_check(gate.clone());
         let this = Arc::new(Deployments {
             store,
             registry,
@@ -103,6 +119,7 @@ impl Deployments {
             allow_commands,
             cache: RwLock::new(HashMap::new()),
             seq: AtomicU64::new(0),
+            gate,
         });
         let rows = this.store.read(|r| {
             let deps = r.range::<DeploymentRecord>(None, None, usize::MAX)?;
@@ -143,6 +160,7 @@ impl Deployments {
             server,
             config: record.config.clone(),
             cloud: record.cloud.clone(),
+            tier: record.tier.clone(),
         };
         self.runtime.register(&spec);
         self.cache
@@ -168,13 +186,21 @@ impl Deployments {
             .cloned()
     }
 
-    /// The package's default deployment: its oldest one that is not deleted.
+    /// The package's default deployment: its oldest one that is neither deleted nor
+    /// blocked by its scan (so accepting the risk in a new deployment takes over the
+    /// package URL).
     pub fn default_for(&self, package: &str) -> Option<Arc<Deployment>> {
         self.cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|d| d.record.package == package && d.record.status != DeploymentStatus::Deleted)
+            .filter(|d| {
+                d.record.package == package
+                    && !matches!(
+                        d.record.status,
+                        DeploymentStatus::Deleted | DeploymentStatus::Blocked
+                    )
+            })
             .min_by(|a, b| {
                 (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
             })
@@ -197,20 +223,43 @@ impl Deployments {
         all
     }
 
-    /// Deploy `package` at `version` (latest when `None`) on the local runtime. Returns at
-    /// once with status `installing`; the install runs in the background.
+    /// Deploy `package` at `version` (latest when `None`). Returns at once with status
+    /// `installing`; the install and the deploy-time scan run in the background, and a
+    /// scan the policy refuses ends the deployment `blocked` unless `accept_risk` (the
+    /// owner's reason) lets it through, audited.
     pub async fn create(
         self: &Arc<Self>,
         who: &Principal,
         package: &str,
         version: Option<&str>,
         config: BTreeMap<String, String>,
+        accept_risk: Option<String>,
     ) -> Result<Arc<Deployment>, DeployError> {
-        self.create_on(who, package, version, config, &Target::default())
+        self.create_in_tier(who, package, version, config, None, accept_risk)
             .await
     }
 
-    /// Deploy on the requested target (`local`, or `cloudrun` with a tier and overrides).
+    /// [`Deployments::create`] with a resource tier (`[runtime.tiers.NAME]`), which sets
+    /// the rlimits of the deployment's processes.
+    pub async fn create_in_tier(
+        self: &Arc<Self>,
+        who: &Principal,
+        package: &str,
+        version: Option<&str>,
+        config: BTreeMap<String, String>,
+        tier: Option<String>,
+        accept_risk: Option<String>,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        let target = Target {
+            tier,
+            ..Target::default()
+        };
+        self.create_on(who, package, version, config, &target, accept_risk)
+            .await
+    }
+
+    /// Deploy on the requested target: `local` (`tier` names a `[runtime.tiers.NAME]`), or
+    /// `cloudrun` (`tier` names a Cloud Run tier, with `resources` overrides).
     pub async fn create_on(
         self: &Arc<Self>,
         who: &Principal,
@@ -218,7 +267,23 @@ impl Deployments {
         version: Option<&str>,
         config: BTreeMap<String, String>,
         target: &Target,
+        accept_risk: Option<String>,
     ) -> Result<Arc<Deployment>, DeployError> {
+        let on_cloud = target.target.as_deref() == Some("cloudrun");
+        let tier = if on_cloud { None } else { target.tier.clone() };
+        if let Some(t) = tier.as_deref().filter(|t| !self.runtime.has_tier(t)) {
+            return Err(DeployError::Invalid(format!(
+                "unknown tier {t:?}: tiers are configured as [runtime.tiers.NAME] in sigil.toml"
+            )));
+        }
+        if let Some(reason) = &accept_risk {
+            let n = reason.trim().chars().count();
+            if n == 0 || n > MAX_REASON {
+                return Err(DeployError::Invalid(format!(
+                    "accept_risk.reason must be 1 to {MAX_REASON} characters: say why the findings are acceptable (it is kept in the audit log)"
+                )));
+            }
+        }
         let info = self
             .registry
             .version(package, version.unwrap_or("latest"))?;
@@ -232,7 +297,7 @@ impl Deployments {
         let id = self.ambient.id("dep");
         let cloud = self.runtime.place(
             target.target.as_deref(),
-            target.tier.as_deref(),
+            target.tier.as_deref().filter(|_| on_cloud),
             &target.resources,
             None,
             &id,
@@ -255,6 +320,7 @@ impl Deployments {
             last_stderr: Vec::new(),
             deleted_at: None,
             cloud,
+            tier,
         };
         let msg = format!(
             "{} deployed {}@{}",
@@ -271,6 +337,15 @@ impl Deployments {
         .await
         .map_err(|e| StoreError::Db(e.to_string()))??;
         self.put_cache(record.clone(), server);
+        if let Some(reason) = accept_risk {
+            self.gate.accept(
+                &record.id,
+                AcceptRisk {
+                    actor: who.user.clone(),
+                    reason,
+                },
+            );
+        }
         self.spawn_install(record.id.clone());
         let id = record.id;
         self.get(&id).ok_or(DeployError::NotFound(id))
@@ -293,9 +368,15 @@ impl Deployments {
                 }
                 Err(e) => {
                     let reason = e.to_string();
-                    this.update(&id, None, move |r| {
+                    let status = match e {
+                        RuntimeError::Blocked { .. } => DeploymentStatus::Blocked,
+                        _ => DeploymentStatus::Failed,
+                    };
+                    let event = (status == DeploymentStatus::Blocked)
+                        .then(|| ("scan_blocked", reason.clone()));
+                    this.update(&id, event, move |r| {
                         if r.status == DeploymentStatus::Installing {
-                            r.status = DeploymentStatus::Failed;
+                            r.status = status;
                             r.last_error = Some(reason);
                         }
                     })
@@ -466,6 +547,39 @@ impl Deployments {
             },
         )
         .await?;
+        Ok(())
+    }
+
+    /// The deploy-time scan report and decision (`None` before the scan ran, or for
+    /// deployments that install nothing locally).
+    pub fn scan(&self, id: &str) -> Result<Option<DeploymentScanRecord>, DeployError> {
+        if self.get(id).is_none() {
+            return Err(DeployError::NotFound(id.into()));
+        }
+        Ok(self
+            .store
+            .read(|r| r.get::<DeploymentScanRecord>(id.as_bytes()))?)
+    }
+
+    /// Check that `who` may change deployment `id` (its owner, or an admin).
+    pub fn owned(&self, who: &Principal, id: &str) -> Result<Arc<Deployment>, DeployError> {
+        self.check_owner(who, id)
+    }
+
+    /// Write an event to a deployment's history (approvals, tool changes).
+    pub async fn add_event(
+        self: &Arc<Self>,
+        id: &str,
+        kind: &'static str,
+        message: String,
+    ) -> Result<(), DeployError> {
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            this.store.write(|w| this.put_event(w, &id, kind, message))
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
         Ok(())
     }
 

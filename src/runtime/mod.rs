@@ -38,6 +38,9 @@ pub struct DeploymentSpec {
     pub config: BTreeMap<String, String>,
     /// Set for a Cloud Run deployment; `None` runs on the local runtime.
     pub cloud: Option<crate::store::CloudPlacement>,
+    /// The resource tier (`[runtime.tiers.NAME]`) its processes run in; `None`: the
+    /// runtime-wide limits.
+    pub tier: Option<String>,
 }
 
 /// A secret (or setting) the server declares, as the gateway checks it against the vault.
@@ -111,6 +114,14 @@ pub enum RuntimeError {
     /// The requested deployment target cannot be used here, and why.
     #[error("the deployment target is unavailable: {0}")]
     TargetUnavailable(String),
+    /// The install check (deploy-time scan and policy) refused the installed package.
+    #[error("{message}")]
+    Blocked {
+        message: String,
+        /// Safe to show the caller: the blocking findings (evidence already redacted).
+        details: serde_json::Value,
+        hint: String,
+    },
 }
 
 impl Coded for RuntimeError {
@@ -126,6 +137,13 @@ impl Coded for RuntimeError {
             | RuntimeError::Retired => ErrorCode::ConnectionFailed,
             RuntimeError::Io(_) => ErrorCode::Internal,
             RuntimeError::TargetUnavailable(_) => ErrorCode::TargetUnavailable,
+            RuntimeError::Blocked { .. } => ErrorCode::ScanBlocked,
+        }
+    }
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            RuntimeError::Blocked { details, .. } => Some(details.clone()),
+            _ => None,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -143,9 +161,21 @@ impl Coded for RuntimeError {
             RuntimeError::TargetUnavailable(_) => Some(
                 "an admin configures [cloudrun] (docs/cloud-run.md); or deploy with \"target\": \"local\"".into(),
             ),
+            RuntimeError::Blocked { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
+}
+
+/// Consulted after a package is installed and before anything from it runs: the
+/// deploy-time scan and policy. An error stops the deployment; no process starts, and the
+/// next attempt to start one asks again.
+pub trait InstallCheck: Send + Sync {
+    fn check<'a>(
+        &'a self,
+        spec: &'a DeploymentSpec,
+        installed: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
 }
 
 /// Where and how MCP servers run. The local runtime is the default; others (Cloud Run)
@@ -165,6 +195,11 @@ pub trait Runtime: Send + Sync {
     /// Stop every instance, clear a failed state; the next request starts afresh.
     fn restart<'a>(&'a self, deployment: &'a str) -> BoxFuture<'a, ()>;
     fn status(&self, deployment: &str) -> Vec<InstanceStatus>;
+    /// Whether `tier` names a configured resource tier (checked before a deploy is
+    /// recorded).
+    fn has_tier(&self, _tier: &str) -> bool {
+        false
+    }
     fn logs(&self, deployment: &str) -> Arc<LogBuffer>;
     /// Stop everything (Sigil is exiting).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
@@ -205,4 +240,7 @@ pub trait Runtime: Send + Sync {
     fn sync_logs<'a>(&'a self, _deployment: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async { Ok(()) })
     }
+    /// Install the check that runs between install and first start (set once, at wiring).
+    /// Runtimes that install nothing locally ignore it.
+    fn set_install_check(&self, _check: std::sync::Arc<dyn InstallCheck>) {}
 }

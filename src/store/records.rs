@@ -28,6 +28,8 @@ pub(super) const ALL_TABLES: &[&str] = &[
     "scan_reports",
     "advisories",
     "advisory_packages",
+    "deployment_scans",
+    "tool_pins",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +373,9 @@ pub enum DeploymentStatus {
     Failed,
     /// Stopped for good by its owner; kept for its history.
     Deleted,
+    /// The deploy-time scan found findings at or above the policy's threshold and the
+    /// owner did not accept the risk: nothing runs.
+    Blocked,
 }
 
 impl DeploymentStatus {
@@ -380,6 +385,7 @@ impl DeploymentStatus {
             DeploymentStatus::Ready => "ready",
             DeploymentStatus::Failed => "failed",
             DeploymentStatus::Deleted => "deleted",
+            DeploymentStatus::Blocked => "blocked",
         }
     }
 }
@@ -411,6 +417,9 @@ pub struct DeploymentRecord {
     /// Set when the deployment runs on Cloud Run; `None`: the local runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud: Option<CloudPlacement>,
+    /// The resource tier chosen at deploy time (`[runtime.tiers.NAME]`).
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 impl Record for DeploymentRecord {
     const TABLE: Table<Self> = Table::new("deployments");
@@ -541,4 +550,65 @@ pub fn advisory_packages_prefix(ecosystem: &str, package: &str) -> Vec<u8> {
     k.extend_from_slice(package.as_bytes());
     k.push(0);
     k
+}
+
+/// Key: the deployment id. The deploy-time scan of the installed package and what the
+/// policy decided; written (with the audit row of an acceptance) before anything runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentScanRecord {
+    pub deployment: String,
+    pub report: Report,
+    /// `allowed`, `blocked` or `accepted`.
+    pub outcome: String,
+    /// The policy's threshold when it decided (`None`: report only).
+    #[serde(default)]
+    pub block_at: Option<crate::scan::Severity>,
+    /// Who accepted the risk, and why (for `accepted`).
+    #[serde(default)]
+    pub accepted_by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub decided_at: i64,
+    /// The scanned install directory, for rescans when the rules change.
+    #[serde(default)]
+    pub installed: Option<String>,
+}
+impl Record for DeploymentScanRecord {
+    const TABLE: Table<Self> = Table::new("deployment_scans");
+}
+
+/// Key: the deployment id. The rug-pull pins: the tools as first listed through the
+/// gateway (or last approved), and a later listing that differs, waiting for the owner.
+/// Written only when a listing is first seen, changes, or is approved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ToolPinsRecord {
+    pub deployment: String,
+    pub pinned_at: i64,
+    /// The approved tools, each with its `scan::tools::pin_hash`.
+    pub pinned: Vec<PinnedTool>,
+    /// The differing listing, if any; `None` when the latest listing matches the pins.
+    #[serde(default)]
+    pub pending: Option<PendingTools>,
+    /// `scan::tools::scan_tools` findings on the latest listing.
+    #[serde(default)]
+    pub findings: Vec<crate::scan::Finding>,
+}
+impl Record for ToolPinsRecord {
+    const TABLE: Table<Self> = Table::new("tool_pins");
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedTool {
+    pub hash: String,
+    pub tool: crate::registry::manifest::Tool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingTools {
+    pub seen_at: i64,
+    /// Changed and added tools as last listed (blocked in `block` mode).
+    pub tools: Vec<PinnedTool>,
+    /// Pinned tools missing from the last complete listing.
+    #[serde(default)]
+    pub removed: Vec<String>,
 }

@@ -3,8 +3,11 @@
 
 mod binary;
 mod cloudrun;
+mod conformance;
+mod deploy_scan;
 mod gateway;
 mod google_fake;
+mod hosting;
 mod manifests;
 mod mirror;
 mod official;
