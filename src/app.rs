@@ -120,11 +120,19 @@ impl App {
             );
         }
         // Deployments come back from the store; their instances start on first use.
-        let (runtime, events) = LocalRuntime::new(
+        let (local, local_events) = LocalRuntime::new(
             config.runtime.clone(),
             config.packages_dir(),
             config.run_dir(),
         )?;
+        // Each deployment goes to the local runtime or Cloud Run, by its record.
+        let (runtime, events) = crate::cloudrun::Targets::new(
+            local,
+            local_events,
+            config.cloudrun.clone(),
+            ambient.clone(),
+            config.run_dir(),
+        );
         let runtime: Arc<dyn Runtime> = runtime;
         let deployments = Deployments::start(
             store.clone(),

@@ -37,6 +37,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// `[auth]`: passwords, browser sessions, login rate limits.
     pub auth: AuthConfig,
+    /// `[cloudrun]`: the Google Cloud Run deployment target (unavailable without it).
+    pub cloudrun: Option<crate::cloudrun::CloudRunConfig>,
     /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
     pub scan: ScanConfig,
 }
@@ -298,6 +300,7 @@ impl Default for Config {
             mirrors: Vec::new(),
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
+            cloudrun: None,
             scan: ScanConfig::default(),
             auth: AuthConfig::default(),
         }
@@ -318,6 +321,7 @@ pub struct FileConfig {
     pub mirror: Vec<MirrorConfig>,
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
+    pub cloudrun: Option<crate::cloudrun::CloudRunConfig>,
     pub scan: Option<ScanConfig>,
     pub auth: Option<AuthConfig>,
 }
@@ -378,6 +382,7 @@ impl Config {
         if let Some(g) = parsed.gateway {
             c.gateway = g;
         }
+        c.cloudrun = parsed.cloudrun;
         if let Some(s) = parsed.scan {
             s.block_at()?;
             s.block_tool_changes()?;

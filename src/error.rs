@@ -39,6 +39,8 @@ pub enum ErrorCode {
     SessionExpired,
     /// The API key presented to the gateway is missing, unknown or revoked.
     InvalidApiKey,
+    /// The requested deployment target (e.g. `cloudrun`) is not configured or not usable.
+    TargetUnavailable,
     Internal,
     /// The deploy-time scan found findings at or above the policy's threshold; details
     /// list them. Deploy again with an explicit accept-risk to go ahead.
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::ConnectionFailed => "connection_failed",
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::TargetUnavailable => "target_unavailable",
             ErrorCode::Internal => "internal",
             ErrorCode::ScanBlocked => "scan_blocked",
             ErrorCode::InvalidCredentials => "invalid_credentials",

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cloudrun;
 pub mod config;
 pub mod deployments;
 pub mod error;

@@ -34,8 +34,14 @@ pub struct DeployBody {
     version: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
-    /// A `[runtime.tiers.NAME]` resource tier.
+    /// `local` (default) or `cloudrun`.
+    target: Option<String>,
+    /// The tier: a `[runtime.tiers.NAME]` resource tier locally; on Cloud Run api_router
+    /// (default), processing or compute.
     tier: Option<String>,
+    /// Cloud Run overrides of the tier, within the configured bounds.
+    #[serde(default)]
+    resources: crate::cloudrun::tiers::Overrides,
     /// Deploy despite blocking scan findings; audited with the reason.
     accept_risk: Option<AcceptRiskBody>,
     /// Answer once the install and the deploy-time scan are done (a blocked deploy is
@@ -104,6 +110,11 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "deletedAt": r.deleted_at.map(rfc3339),
         "scan": format!("/api/v1/deployments/{}/scan", r.id),
         "instances": instances.iter().map(instance_view).collect::<Vec<_>>(),
+        "target": if r.cloud.is_some() { "cloudrun" } else { "local" },
+        "cloudRun": r.cloud.as_ref().map(|p| {
+            let prices = app.config.cloudrun.as_ref().map(|c| c.prices.clone()).unwrap_or_default();
+            crate::cloudrun::tiers::view(p, &prices)
+        }),
     })
 }
 
@@ -143,7 +154,7 @@ pub async fn deploy(
     let body: DeployBody = super::body::parse_json(
         &headers,
         body,
-        r#"send {"package": "…", "version": "…", "config": {…}, "tier": "…", "team": "…", "accept_risk": {"reason": "…"}, "wait": false}"#,
+        r#"send {"package": "…", "version": "…", "config": {…}, "target": "local|cloudrun", "tier": "…", "team": "…", "accept_risk": {"reason": "…"}, "wait": false}"#,
     )?;
     if let Some(team) = &body.team {
         if app.accounts.team_role(&who.user, team)?.is_none() {
@@ -158,7 +169,11 @@ pub async fn deploy(
             body.version.as_deref(),
             body.config,
             DeployOptions {
-                tier: body.tier,
+                target: crate::deployments::Target {
+                    target: body.target,
+                    tier: body.tier,
+                    resources: body.resources,
+                },
                 accept_risk: body.accept_risk.map(|a| a.reason),
                 team: body.team,
             },
@@ -243,6 +258,25 @@ pub async fn restart(
     let d = found(&app, &who, &id)?;
     let member = in_team(&app, &who, &d)?;
     let d = app.deployments.restart(&who, &id, member).await?;
+    Ok(Json(view(&app, &d, &base_url(&headers))))
+}
+
+/// Resize a Cloud Run deployment: the body overrides its current sizing.
+pub async fn scale(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let resources: crate::cloudrun::tiers::Overrides = super::body::parse_json(
+        &headers,
+        body,
+        r#"send {"cpu": …, "memory_mib": …, "min_instances": …, "max_instances": …, "concurrency": …}"#,
+    )?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    let d = app.deployments.scale(&who, &id, &resources, member).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -338,6 +372,16 @@ pub async fn logs(
             ErrorCode::Forbidden,
             "only the user who deployed it, its team, or an admin, can read its logs",
         ));
+    }
+    // Cloud Run logs live in Cloud Logging: bring the new entries in first. A failure to
+    // read them leaves the local view and is reported as a line, not an error.
+    if let Err(e) = app.deployments.runtime().sync_logs(&id).await {
+        app.deployments.runtime().logs(&id).push(
+            app.ambient.now_ms(),
+            "system",
+            "",
+            &e.to_string(),
+        );
     }
     let buf = app.deployments.runtime().logs(&id);
     let limit = q.limit.unwrap_or(200).clamp(1, 5000);

@@ -36,6 +36,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::McpNotFound | ErrorCode::SessionExpired => StatusCode::NOT_FOUND,
         ErrorCode::ConnectionFailed => StatusCode::BAD_GATEWAY,
         ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
+        ErrorCode::TargetUnavailable => StatusCode::CONFLICT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::ScanBlocked => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InvalidCredentials | ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,

@@ -31,16 +31,16 @@ use crate::gateway::{
 /// Checks return the response to send instead; boxed to keep `Result` small.
 type Refusal = Box<Response>;
 
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const VERSION_HEADER: &str = "mcp-protocol-version";
 
-fn rpc_error(status: u16, code: i64, message: &str) -> Response {
+pub(super) fn rpc_error(status: u16, code: i64, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": null});
     (status, axum::Json(body)).into_response()
 }
 
-fn render(e: GatewayError) -> Response {
+pub(super) fn render(e: GatewayError) -> Response {
     match e {
         GatewayError::Protocol {
             status,
@@ -124,7 +124,7 @@ fn resolve(
     }
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -230,7 +230,7 @@ fn check_origin(app: &App, h: &HeaderMap) -> Result<(), Refusal> {
     }
 }
 
-fn media_types(h: &HeaderMap) -> Vec<String> {
+pub(super) fn media_types(h: &HeaderMap) -> Vec<String> {
     h.get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -245,14 +245,14 @@ fn media_types(h: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn accepts(types: &[String], wanted: &str) -> bool {
+pub(super) fn accepts(types: &[String], wanted: &str) -> bool {
     let major = wanted.split('/').next().unwrap_or("");
     types
         .iter()
         .any(|t| t == wanted || t == "*/*" || *t == format!("{major}/*"))
 }
 
-fn check_version(h: &HeaderMap) -> Result<(), Refusal> {
+pub(super) fn check_version(h: &HeaderMap) -> Result<(), Refusal> {
     match header_str(h, VERSION_HEADER) {
         Some(v) if !SUPPORTED_VERSIONS.contains(&v) => Err(Box::new(rpc_error(
             400,
@@ -315,8 +315,14 @@ async fn post(
         session: header_str(&h, SESSION_HEADER),
         protocol: header_str(&h, VERSION_HEADER),
         accept: header_str(&h, "accept"),
+        secrets: None,
     };
-    match app.gateway.post(&who, d, meta, &body).await {
+    post_reply(app.gateway.post(&who, d, meta, &body).await)
+}
+
+/// A gateway POST result as HTTP: 202, JSON, SSE, or the proxied upstream answer.
+pub(super) fn post_reply(r: Result<Reply, GatewayError>) -> Response {
+    match r {
         Ok(Reply::Accepted) => StatusCode::ACCEPTED.into_response(),
         Ok(Reply::Json { body, session }) => {
             let mut resp = (
@@ -376,11 +382,16 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
         Err(r) => return *r,
     };
     let session = header_str(&h, SESSION_HEADER);
-    match app
-        .gateway
-        .get(&who, d, session, header_str(&h, "last-event-id"))
-        .await
-    {
+    get_reply(
+        app.gateway
+            .get(&who, d, session, header_str(&h, "last-event-id"))
+            .await,
+    )
+}
+
+/// A gateway GET result as HTTP: the standalone SSE stream or the proxied answer.
+pub(super) fn get_reply(r: Result<GetReply, GatewayError>) -> Response {
+    match r {
         Ok(GetReply::Stream(rx)) => event_stream(rx, Some(Duration::from_secs(15))),
         Ok(GetReply::Http(r)) => proxied(r),
         Err(e) => render(e),

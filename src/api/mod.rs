@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod body;
+pub mod bridge;
 mod deployments;
 pub mod error;
 mod mcp;
@@ -160,6 +161,12 @@ fn api_routes() -> Routes {
             "/deployments/{id}/restart",
             S(Deploy),
             deployments::restart,
+        )
+        .add(
+            "POST",
+            "/deployments/{id}/scale",
+            S(Deploy),
+            deployments::scale,
         )
         .add("GET", "/deployments/{id}/logs", S(Read), deployments::logs)
         .add(

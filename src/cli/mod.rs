@@ -8,6 +8,7 @@ mod bench;
 mod bench_gateway;
 mod bench_scan;
 mod bench_vault;
+mod bridge;
 pub mod client;
 pub mod clients;
 mod deploy_verbs;
@@ -91,6 +92,9 @@ enum Command {
     Admin(admin_verbs::AdminArgs),
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Serve a stdio MCP server as Streamable HTTP on --port, one server process per secret
+    /// set sent as headers (the entry point of Sigil's Cloud Run images).
+    Bridge(bridge::BridgeArgs),
 }
 
 /// Entry point used by main.rs; returns the process exit code.
@@ -104,6 +108,7 @@ pub fn main() -> std::process::ExitCode {
         // Its own exit codes: findings (1) are not failures to scan (2).
         Command::Scan(args) => return scan::run(args),
         Command::Advisories(args) => advisories::run(args),
+        Command::Bridge(args) => bridge::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "sigil", &mut std::io::stdout());
             Ok(())

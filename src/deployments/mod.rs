@@ -69,6 +69,16 @@ impl Coded for DeployError {
     }
 }
 
+/// Where a new deployment runs (`target` of the deploy request).
+#[derive(Debug, Default, Clone)]
+pub struct Target {
+    /// `local` (default) or `cloudrun`.
+    pub target: Option<String>,
+    /// Cloud Run tier: api_router (default), processing, compute.
+    pub tier: Option<String>,
+    pub resources: crate::cloudrun::tiers::Overrides,
+}
+
 /// A deployment as the gateway and API see it: its record and what to run.
 #[derive(Clone)]
 pub struct Deployment {
@@ -90,8 +100,10 @@ pub struct Deployments {
 /// The optional parts of a deploy request.
 #[derive(Debug, Clone, Default)]
 pub struct DeployOptions {
-    /// A `[runtime.tiers.NAME]` resource tier: the rlimits of the deployment's processes.
-    pub tier: Option<String>,
+    /// Where it runs, and how big: on the local target `tier` names a
+    /// `[runtime.tiers.NAME]` (the rlimits of the deployment's processes); on Cloud Run, a
+    /// Cloud Run tier with `resources` overrides.
+    pub target: Target,
     /// Deploy despite blocking scan findings; the reason goes to the audit log.
     pub accept_risk: Option<String>,
     /// The team that owns the deployment (checked by the caller): its members may use
@@ -161,8 +173,10 @@ impl Deployments {
             id: record.id.clone(),
             server,
             config: record.config.clone(),
+            cloud: record.cloud.clone(),
             tier: record.tier.clone(),
         };
+        self.runtime.register(&spec);
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -236,10 +250,12 @@ impl Deployments {
         opts: DeployOptions,
     ) -> Result<Arc<Deployment>, DeployError> {
         let DeployOptions {
-            tier,
+            target,
             accept_risk,
             team,
         } = opts;
+        let on_cloud = target.target.as_deref() == Some("cloudrun");
+        let tier = if on_cloud { None } else { target.tier.clone() };
         if let Some(t) = tier.as_deref().filter(|t| !self.runtime.has_tier(t)) {
             return Err(DeployError::Invalid(format!(
                 "unknown tier {t:?}: tiers are configured as [runtime.tiers.NAME] in sigil.toml"
@@ -263,11 +279,20 @@ impl Deployments {
             )));
         }
         let server = Arc::new(info.record.server);
-        // Refuse what cannot run here before anything is recorded.
-        secret_requirements(&server, self.allow_commands)?;
+        let id = self.ambient.id("dep");
+        let cloud = self.runtime.place(
+            target.target.as_deref(),
+            target.tier.as_deref().filter(|_| on_cloud),
+            &target.resources,
+            None,
+            &id,
+        )?;
+        // Refuse what cannot run here before anything is recorded. Cloud Run runs
+        // packages, never publishers' local commands.
+        secret_requirements(&server, self.allow_commands && cloud.is_none())?;
         let now = self.ambient.now_ms();
         let record = DeploymentRecord {
-            id: self.ambient.id("dep"),
+            id,
             package: server.name.clone(),
             version: server.version.clone(),
             owner: who.user.clone(),
@@ -280,6 +305,7 @@ impl Deployments {
             last_error: None,
             last_stderr: Vec::new(),
             deleted_at: None,
+            cloud,
             tier,
         };
         let msg = format!(
@@ -428,8 +454,23 @@ impl Deployments {
         team_member: bool,
     ) -> Result<Arc<Deployment>, DeployError> {
         let d = self.check_owner(who, id, team_member)?;
-        self.runtime.restart(id).await;
         let reinstall = d.record.status != DeploymentStatus::Ready;
+        let cloud = d.record.cloud.is_some();
+        // A Cloud Run deployment that never became ready is deployed again from scratch.
+        if !(cloud && reinstall) {
+            self.runtime.restart(id).await;
+        }
+        // A Cloud Run restart (a new revision) finishes before restart returns; its failure
+        // is the instance's error.
+        let failed = (cloud && !reinstall)
+            .then(|| {
+                self.runtime
+                    .status(id)
+                    .into_iter()
+                    .find(|i| i.state == "failed")
+                    .and_then(|i| i.error)
+            })
+            .flatten();
         self.update(
             id,
             Some(("restart_requested", format!("{} restarted it", who.user))),
@@ -439,12 +480,51 @@ impl Deployments {
                 }
                 r.last_error = None;
                 r.last_stderr.clear();
+                if let Some(e) = failed {
+                    r.status = DeploymentStatus::Failed;
+                    r.last_error = Some(e);
+                }
             },
         )
         .await?;
         if reinstall {
             self.spawn_install(id.to_string());
         }
+        self.get(id).ok_or_else(|| DeployError::NotFound(id.into()))
+    }
+
+    /// Resize a Cloud Run deployment (rolls a new revision); the new sizing is recorded.
+    pub async fn scale(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: &str,
+        resources: &crate::cloudrun::tiers::Overrides,
+        team_member: bool,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        let d = self.check_owner(who, id, team_member)?;
+        let Some(base) = d.record.cloud.as_ref() else {
+            return Err(DeployError::Invalid(
+                "only Cloud Run deployments scale; local instances start per secret set".into(),
+            ));
+        };
+        let placed = self
+            .runtime
+            .place(None, None, resources, Some(base), id)?
+            .ok_or_else(|| DeployError::Invalid("not a Cloud Run deployment".into()))?;
+        let mut spec = d.spec.clone();
+        spec.cloud = Some(placed.clone());
+        self.runtime.scale(&spec).await?;
+        let msg = format!(
+            "{} scaled it: {} vCPU, {} MiB, {}..{} instances, concurrency {}",
+            who.user,
+            placed.cpu,
+            placed.memory_mib,
+            placed.min_instances,
+            placed.max_instances,
+            placed.concurrency
+        );
+        self.update(id, Some(("scaled", msg)), move |r| r.cloud = Some(placed))
+            .await?;
         self.get(id).ok_or_else(|| DeployError::NotFound(id.into()))
     }
 

@@ -319,6 +319,9 @@ pub struct PostMeta<'a> {
     pub session: Option<&'a str>,
     pub protocol: Option<&'a str>,
     pub accept: Option<&'a str>,
+    /// The caller's secrets as given with the request (`sigil bridge`), used at initialize
+    /// instead of the vault. `None`: the caller's vault.
+    pub secrets: Option<Vec<(String, SecretValue)>>,
 }
 
 pub struct Gateway {
@@ -533,7 +536,9 @@ impl Gateway {
                     "Invalid Request: initialize needs an id",
                 ));
             }
-            return self.initialize(who, &d, msg, body.len()).await;
+            return self
+                .initialize(who, &d, msg, body.len(), meta.secrets)
+                .await;
         }
         let session = self.session(meta.session, who, &d)?;
         let link = session.link();
@@ -668,11 +673,36 @@ impl Gateway {
         &self,
         who: &Principal,
         d: &Deployment,
+        given: Option<Vec<(String, SecretValue)>>,
     ) -> Result<Vec<(String, SecretValue)>, GatewayError> {
         let reqs =
             crate::runtime::secret_requirements(&d.spec.server, self.deployments.allow_commands())?;
         if reqs.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(given) = given {
+            let missing: Vec<Requirement> = reqs
+                .iter()
+                .filter(|r| r.required && !given.iter().any(|(n, _)| *n == r.name))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(GatewayError::MissingSecrets(missing));
+            }
+            let mut values: Vec<(String, SecretValue)> = given
+                .into_iter()
+                .filter(|(n, _)| reqs.iter().any(|r| r.name == *n))
+                .collect();
+            for (name, value) in &values {
+                let format = reqs
+                    .iter()
+                    .find(|r| r.name == *name)
+                    .and_then(|r| r.format.clone());
+                check_format(name, value, format.as_deref())?;
+            }
+            values.sort_by(|a, b| a.0.cmp(&b.0));
+            values.dedup_by(|a, b| a.0 == b.0);
+            return Ok(values);
         }
         let secrets = self.secrets.clone();
         let who = who.clone();
@@ -739,6 +769,7 @@ impl Gateway {
         d: &Arc<Deployment>,
         msg: Value,
         bytes_in: usize,
+        given: Option<Vec<(String, SecretValue)>>,
     ) -> Result<Reply, GatewayError> {
         match d.record.status {
             DeploymentStatus::Failed => {
@@ -769,7 +800,7 @@ impl Gateway {
             DeploymentStatus::Installing | DeploymentStatus::Ready => {}
         }
         let started = Instant::now();
-        let secrets = self.caller_secrets(who, d).await?;
+        let secrets = self.caller_secrets(who, d, given).await?;
         let endpoint = self
             .deployments
             .runtime()

@@ -219,6 +219,12 @@ impl LocalRuntime {
     }
 
     /// Milliseconds-resolution override of the idle timeout, for tests of scale to zero.
+    /// The sender of this runtime's event channel, for another runtime beside it (Cloud
+    /// Run) to report on the same channel.
+    pub fn events_sender(&self) -> mpsc::UnboundedSender<RuntimeEvent> {
+        self.events.clone()
+    }
+
     pub fn set_idle_timeout(&mut self, t: Option<Duration>) {
         self.timing.idle_timeout = t;
     }
@@ -686,7 +692,7 @@ fn npm_bin(pkg_dir: &Path, identifier: &str) -> Result<PathBuf, String> {
     Ok(canon)
 }
 
-fn render_args(args: &[Argument]) -> Vec<String> {
+pub(crate) fn render_args(args: &[Argument]) -> Vec<String> {
     let mut out = Vec::new();
     for a in args {
         let value = a.input.value.clone().or_else(|| a.input.default.clone());
@@ -720,7 +726,7 @@ fn http_port(p: &Package) -> Option<u16> {
 
 /// Values of the declared non-secret settings: given at deploy time, else the manifest's
 /// value or default. A required one without any is an error.
-fn config_env(
+pub(crate) fn config_env(
     decl: &[KeyValueInput],
     given: &std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<(String, String)>, RuntimeError> {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 pub use instance::{Busy, Instance, InstanceKey, Sink, State, UPSTREAM_PROTOCOL};
 pub use local::{LocalRuntime, secret_requirements};
+pub(crate) use local::{config_env, render_args};
 pub use logs::{LogBuffer, LogLine};
 
 use crate::error::{Coded, ErrorCode};
@@ -35,6 +36,8 @@ pub struct DeploymentSpec {
     pub server: Arc<ServerVersion>,
     /// Non-secret settings given at deploy time.
     pub config: BTreeMap<String, String>,
+    /// Set for a Cloud Run deployment; `None` runs on the local runtime.
+    pub cloud: Option<crate::store::CloudPlacement>,
     /// The resource tier (`[runtime.tiers.NAME]`) its processes run in; `None`: the
     /// runtime-wide limits.
     pub tier: Option<String>,
@@ -108,6 +111,9 @@ pub enum RuntimeError {
     Refused(String),
     #[error("runtime I/O error: {0}")]
     Io(String),
+    /// The requested deployment target cannot be used here, and why.
+    #[error("the deployment target is unavailable: {0}")]
+    TargetUnavailable(String),
     /// The install check (deploy-time scan and policy) refused the installed package.
     #[error("{message}")]
     Blocked {
@@ -130,6 +136,7 @@ impl Coded for RuntimeError {
             | RuntimeError::NotRunning
             | RuntimeError::Retired => ErrorCode::ConnectionFailed,
             RuntimeError::Io(_) => ErrorCode::Internal,
+            RuntimeError::TargetUnavailable(_) => ErrorCode::TargetUnavailable,
             RuntimeError::Blocked { .. } => ErrorCode::ScanBlocked,
         }
     }
@@ -150,6 +157,9 @@ impl Coded for RuntimeError {
             }
             RuntimeError::Refused(_) => Some(
                 "an admin can allow the address with runtime.allow_private_upstreams".into(),
+            ),
+            RuntimeError::TargetUnavailable(_) => Some(
+                "an admin configures [cloudrun] (docs/cloud-run.md); or deploy with \"target\": \"local\"".into(),
             ),
             RuntimeError::Blocked { hint, .. } => Some(hint.clone()),
             _ => None,
@@ -193,6 +203,43 @@ pub trait Runtime: Send + Sync {
     fn logs(&self, deployment: &str) -> Arc<LogBuffer>;
     /// Stop everything (Sigil is exiting).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// A deployment was loaded or changed (runtimes that route by deployment keep its spec).
+    fn register(&self, _spec: &DeploymentSpec) {}
+    /// Where a deployment runs: `None` for the local runtime, or its Cloud Run placement
+    /// (a tier, with overrides, on top of `base` when rescaling).
+    fn place(
+        &self,
+        target: Option<&str>,
+        tier: Option<&str>,
+        overrides: &crate::cloudrun::tiers::Overrides,
+        base: Option<&crate::store::CloudPlacement>,
+        _deployment: &str,
+    ) -> Result<Option<crate::store::CloudPlacement>, RuntimeError> {
+        match (target.unwrap_or("local"), tier, base) {
+            ("local", None, None) => {
+                let _ = overrides;
+                Ok(None)
+            }
+            ("cloudrun", ..) => Err(RuntimeError::TargetUnavailable(
+                "this runtime has no Cloud Run target".into(),
+            )),
+            _ => Err(RuntimeError::Invalid(
+                "tiers and resources apply to the cloudrun target only".into(),
+            )),
+        }
+    }
+    /// Apply a deployment's changed placement (Cloud Run only).
+    fn scale<'a>(&'a self, _spec: &'a DeploymentSpec) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async {
+            Err(RuntimeError::Invalid(
+                "only Cloud Run deployments scale".into(),
+            ))
+        })
+    }
+    /// Bring logs kept elsewhere (Cloud Logging) into [`Runtime::logs`].
+    fn sync_logs<'a>(&'a self, _deployment: &'a str) -> BoxFuture<'a, Result<(), RuntimeError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Install the check that runs between install and first start (set once, at wiring).
     /// Runtimes that install nothing locally ignore it.
     fn set_install_check(&self, _check: std::sync::Arc<dyn InstallCheck>) {}

@@ -429,12 +429,30 @@ pub struct DeploymentRecord {
     pub last_stderr: Vec<String>,
     #[serde(default)]
     pub deleted_at: Option<i64>,
+    /// Set when the deployment runs on Cloud Run; `None`: the local runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<CloudPlacement>,
     /// The resource tier chosen at deploy time (`[runtime.tiers.NAME]`).
     #[serde(default)]
     pub tier: Option<String>,
 }
 impl Record for DeploymentRecord {
     const TABLE: Table<Self> = Table::new("deployments");
+}
+
+/// How a Cloud Run deployment is sized (a tier with per-deployment overrides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudPlacement {
+    pub tier: String,
+    pub cpu: f64,
+    pub memory_mib: u64,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub concurrency: u32,
+    pub timeout_secs: u32,
+    /// The Cloud Run service name.
+    #[serde(default)]
+    pub service: String,
 }
 
 /// Key: [`deployment_event_key`], so a prefix scan is one deployment's history in order.

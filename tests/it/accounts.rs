@@ -580,6 +580,20 @@ fn cases(w: &World) -> Vec<(&'static str, &'static str, String, Option<Body>, Ex
             Expect::Denied,
         ),
         (
+            "POST",
+            "/api/v1/deployments/{id}/scale",
+            format!("/api/v1/deployments/{td}/scale"),
+            Some(Body::Json(json!({"maxInstances": 2}))),
+            Expect::Denied,
+        ),
+        (
+            "POST",
+            "/api/v1/deployments/{id}/scale",
+            format!("/api/v1/deployments/{bd}/scale"),
+            Some(Body::Json(json!({"maxInstances": 2}))),
+            Expect::Denied,
+        ),
+        (
             "GET",
             "/api/v1/deployments/{id}/logs",
             format!("/api/v1/deployments/{td}/logs"),
