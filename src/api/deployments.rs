@@ -134,10 +134,17 @@ pub fn visible(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiEr
 }
 
 fn found(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiError> {
+    found_in_history(app, who, id).and_then(|d| match d.record.status {
+        DeploymentStatus::Deleted => Err(DeployError::NotFound(id.into()).into()),
+        _ => Ok(d),
+    })
+}
+
+/// Like [`found`], deleted deployments included: their history stays readable.
+fn found_in_history(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiError> {
     let d = app
         .deployments
         .get(id)
-        .filter(|d| d.record.status != DeploymentStatus::Deleted)
         .ok_or_else(|| ApiError::from(DeployError::NotFound(id.into())))?;
     if !visible(app, who, &d)? {
         return Err(DeployError::NotFound(id.into()).into());
@@ -337,7 +344,7 @@ pub async fn events(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    found(&app, &who, &id)?;
+    found_in_history(&app, &who, &id)?;
     let deps = app.deployments.clone();
     let events = blocking(move || deps.events(&id, 1000).map_err(ApiError::from)).await?;
     let out: Vec<Value> = events
