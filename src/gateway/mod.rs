@@ -11,6 +11,7 @@
 //! The HTTP surface (header checks, status codes, SSE framing) is `api::mcp`; this module
 //! takes and returns plain bytes.
 
+mod jsonrpc;
 pub mod meter;
 mod remote;
 mod session;
@@ -531,7 +532,7 @@ impl Gateway {
         };
         let up = self.upstream(&session).await?;
         let busy = up.instance.busy();
-        let (mut rx, gw) = match up.request(&session, msg).await {
+        let (mut rx, gw) = match up.request(&session, msg, body).await {
             Ok(r) => r,
             Err(e) => {
                 metered.record();

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::jsonrpc;
 use super::session::Session;
 use crate::runtime::{Instance, Sink};
 
@@ -74,12 +75,13 @@ impl Upstream {
             .collect()
     }
 
-    /// Forward a request; its messages and response arrive on the returned channel. The
-    /// second value is the gateway id, for [`Upstream::cancel`].
+    /// Forward a request (`msg`, parsed from `raw`); its messages and response arrive on the
+    /// returned channel. The second value is the gateway id, for [`Upstream::cancel`].
     pub async fn request(
         &self,
         session: &Arc<Session>,
         mut msg: Value,
+        raw: &[u8],
     ) -> Result<(mpsc::UnboundedReceiver<Outbound>, u64), String> {
         let gw = self.next_id.fetch_add(1, Ordering::Relaxed);
         let orig_id = msg.get("id").cloned().unwrap_or(Value::Null);
@@ -96,6 +98,7 @@ impl Upstream {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(mine, gw);
         }
+        let progress_is_none = progress.is_none();
         let (tx, rx) = mpsc::unbounded_channel();
         self.pending
             .lock()
@@ -109,7 +112,18 @@ impl Upstream {
                     progress,
                 },
             );
-        let line = serde_json::to_vec(&msg).map_err(|e| e.to_string())?;
+        // The common case (no progress token to map) swaps the id in the bytes as received.
+        let spliced = if progress_is_none {
+            jsonrpc::head(raw)
+                .and_then(|h| h.id)
+                .map(|r| jsonrpc::splice(raw, r, gw.to_string().as_bytes()))
+        } else {
+            None
+        };
+        let line = match spliced {
+            Some(l) => l,
+            None => serde_json::to_vec(&msg).map_err(|e| e.to_string())?,
+        };
         if let Err(e) = self.instance.send(line).await {
             self.forget(gw);
             return Err(e.to_string());
@@ -178,6 +192,19 @@ impl Upstream {
         msg["id"] = orig;
         let line = serde_json::to_vec(&msg).map_err(|e| e.to_string())?;
         self.instance.send(line).await.map_err(|e| e.to_string())
+    }
+
+    /// A response, its id swapped back in place (no parse into a `Value`, no re-serializing).
+    fn deliver_response_bytes(&self, gw: u64, line: &[u8], id: std::ops::Range<usize>) {
+        // The general path drops what is not JSON; so does this one, without allocating.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
+            return;
+        }
+        let Some(p) = self.forget(gw) else { return };
+        let Ok(orig) = serde_json::to_vec(&p.orig_id) else {
+            return;
+        };
+        let _ = p.tx.send(Outbound::Final(jsonrpc::splice(line, id, &orig)));
     }
 
     fn deliver_response(&self, mut msg: Value) {
@@ -341,6 +368,19 @@ impl Upstream {
 
 impl Sink for Upstream {
     fn message(&self, line: Vec<u8>) {
+        if let Some(jsonrpc::Head {
+            id: Some(id),
+            has_method: false,
+        }) = jsonrpc::head(&line)
+        {
+            let gw = std::str::from_utf8(&line[id.clone()])
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(gw) = gw {
+                self.deliver_response_bytes(gw, &line, id);
+                return;
+            }
+        }
         let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
             tracing::debug!("dropped a stdout line that is not JSON");
             return;
