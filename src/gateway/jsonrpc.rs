@@ -150,7 +150,7 @@ mod tests {
     fn methods_strings_and_odd_input() {
         let h = head(br#"{"method":"x","id":"a,b}"}"#).unwrap();
         assert!(h.has_method);
-        assert_eq!(h.id, Some(18..25));
+        assert_eq!(h.id, Some(19..25));
         assert_eq!(head(br#"{"method":"x"}"#).unwrap().id, None);
         assert_eq!(head(b"{}"), Some(Head::default()));
         // Duplicates and non-objects go the general way.
