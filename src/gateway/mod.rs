@@ -157,7 +157,7 @@ pub enum Reply {
 /// The messages of one request's SSE stream; the response is the last one.
 pub struct RequestStream {
     first: Option<Outbound>,
-    rx: mpsc::UnboundedReceiver<Outbound>,
+    rx: upstream::InboxRx,
     deadline: tokio::time::Instant,
     cancel: Option<(Arc<Upstream>, u64)>,
     metered: Metered,

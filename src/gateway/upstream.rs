@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::jsonrpc;
 use super::session::Session;
@@ -27,10 +26,107 @@ pub enum Outbound {
     Final(Vec<u8>),
 }
 
+/// One request's way back to its HTTP response: usually just the response, sometimes
+/// progress, logs or server requests before it. Cheaper than an mpsc channel per request
+/// (one small allocation, no block list) with the same contract: `send` fails once the
+/// receiver is gone, `recv` ends once every sender is gone.
+struct InboxShared {
+    state: Mutex<InboxState>,
+    notify: tokio::sync::Notify,
+}
+
+struct InboxState {
+    queue: std::collections::VecDeque<Outbound>,
+    senders: usize,
+    receiver: bool,
+}
+
+pub struct InboxTx(Arc<InboxShared>);
+pub struct InboxRx(Arc<InboxShared>);
+
+fn inbox() -> (InboxTx, InboxRx) {
+    let shared = Arc::new(InboxShared {
+        state: Mutex::new(InboxState {
+            queue: std::collections::VecDeque::new(),
+            senders: 1,
+            receiver: true,
+        }),
+        notify: tokio::sync::Notify::new(),
+    });
+    (InboxTx(shared.clone()), InboxRx(shared))
+}
+
+impl InboxShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl InboxTx {
+    pub fn send(&self, msg: Outbound) -> Result<(), Outbound> {
+        {
+            let mut st = self.0.lock();
+            if !st.receiver {
+                return Err(msg);
+            }
+            st.queue.push_back(msg);
+        }
+        // One receiver: a permit stored while it is not waiting is not lost.
+        self.0.notify.notify_one();
+        Ok(())
+    }
+}
+
+impl Clone for InboxTx {
+    fn clone(&self) -> Self {
+        self.0.lock().senders += 1;
+        InboxTx(self.0.clone())
+    }
+}
+
+impl Drop for InboxTx {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.0.lock();
+            st.senders -= 1;
+            st.senders == 0
+        };
+        if last {
+            self.0.notify.notify_one();
+        }
+    }
+}
+
+impl InboxRx {
+    /// The next message; `None` once every sender is gone and nothing is queued.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        loop {
+            {
+                let mut st = self.0.lock();
+                if let Some(m) = st.queue.pop_front() {
+                    return Some(m);
+                }
+                if st.senders == 0 {
+                    return None;
+                }
+            }
+            self.0.notify.notified().await;
+        }
+    }
+}
+
+impl Drop for InboxRx {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.receiver = false;
+        st.queue.clear();
+    }
+}
+
 struct Pending {
     session: Weak<Session>,
     orig_id: Value,
-    tx: mpsc::UnboundedSender<Outbound>,
+    tx: InboxTx,
     progress: Option<(String, Value)>,
 }
 
@@ -82,7 +178,7 @@ impl Upstream {
         session: &Arc<Session>,
         mut msg: Value,
         raw: &[u8],
-    ) -> Result<(mpsc::UnboundedReceiver<Outbound>, u64), String> {
+    ) -> Result<(InboxRx, u64), String> {
         let gw = self.next_id.fetch_add(1, Ordering::Relaxed);
         let orig_id = msg.get("id").cloned().unwrap_or(Value::Null);
         msg["id"] = json!(gw);
@@ -99,7 +195,7 @@ impl Upstream {
                 .insert(mine, gw);
         }
         let progress_is_none = progress.is_none();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = inbox();
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -222,10 +318,10 @@ impl Upstream {
     /// requests in flight belong to one session; else the standalone stream when only one
     /// session uses this instance. Otherwise it cannot be attributed without guessing, and
     /// guessing could show one client another's traffic.
-    fn attribute(&self) -> Option<(Arc<Session>, Option<mpsc::UnboundedSender<Outbound>>)> {
+    fn attribute(&self) -> Option<(Arc<Session>, Option<InboxTx>)> {
         {
             let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let mut owner: Option<(Arc<Session>, u64, mpsc::UnboundedSender<Outbound>)> = None;
+            let mut owner: Option<(Arc<Session>, u64, InboxTx)> = None;
             for (gw, p) in pending.iter() {
                 let Some(s) = p.session.upgrade() else {
                     continue;
