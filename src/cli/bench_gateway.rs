@@ -10,7 +10,8 @@
 //! - stdio: Sigil (one instance, sessions multiplexed) vs mcp-proxy (one child) bridging
 //!   the same server over stdio (issue #10's bar);
 //! - HTTP: server-everything's own Streamable HTTP endpoint called directly vs through Sigil
-//!   as a `remote` deployment (issue #4's bar: ≥ 0.85× and ≤ +0.3 ms p50);
+//!   (a local HTTP deployment Sigil runs on a fixed port; issue #4's bar: ≥ 0.85× and
+//!   ≤ +0.3 ms p50);
 //! - memory: Sigil's RSS idle, with the HTTP sessions open and working, and (with
 //!   `--soak-secs`) growth over a long run and after idle sessions are reaped.
 //!
@@ -178,24 +179,15 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         args.rounds
     );
 
-    // The upstream for the HTTP path; started first so Sigil can be pointed at it.
-    let http_port = free_port()?;
-    let http_upstream = spawn(
-        "server-everything (streamableHttp)",
-        Command::new("node")
-            .arg(&everything)
-            .arg("streamableHttp")
-            .env("PORT", http_port.to_string()),
-    )?;
-    let direct_url = format!("http://127.0.0.1:{http_port}/mcp");
-
+    // The HTTP path's upstream is one server-everything in streamableHttp mode that Sigil
+    // runs (a local HTTP deployment; Sigil picks its PORT); "direct" calls that same process.
     let (sigil, base, key) = start_sigil(&tmp.0).await?;
     let sigil_pid = sigil.pid().context("sigil has no pid")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .build()?;
-    let stdio_url = deploy(
+    let (stdio_url, _) = deploy(
         &client,
         &base,
         &key,
@@ -205,13 +197,13 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         ),
     )
     .await?;
-    wait_http(&client, &direct_url).await?;
-    let http_url = deploy(
+    let (http_url, http_dep) = deploy(
         &client,
         &base,
         &key,
         &format!(
-            "name: everything-http\ndescription: server-everything over Streamable HTTP\nversion: 1.0.0\nremote:\n  type: streamable-http\n  url: {direct_url}\n"
+            "name: everything-http\ndescription: server-everything over Streamable HTTP\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}, \"streamableHttp\"]\ntransport: streamable-http\nport: 3001\n",
+            everything.display().to_string()
         ),
     )
     .await?;
@@ -271,13 +263,18 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
             "\n== HTTP upstream: server-everything streamableHttp, {} sessions ==",
             args.http_sessions
         );
+        let sigil_http = Target {
+            label: "sigil (http)",
+            url: http_url,
+            token: Some(key.clone()),
+            tool: "echo".into(),
+        };
+        // The first session starts the instance; then its port is known.
+        open_session(&client, &sigil_http).await?;
+        let port = instance_port(&client, &base, &key, &http_dep).await?;
+        let direct_url = format!("http://127.0.0.1:{port}/mcp");
         let targets = vec![
-            Target {
-                label: "sigil (http)",
-                url: http_url,
-                token: Some(key.clone()),
-                tool: "echo".into(),
-            },
+            sigil_http,
             Target {
                 label: "direct",
                 url: direct_url.clone(),
@@ -303,7 +300,6 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
     }
     drop(peer_proc);
     drop(sigil);
-    drop(http_upstream);
     Ok(())
 }
 
@@ -381,13 +377,13 @@ async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
     ))
 }
 
-/// Publish a manifest, deploy it, wait until ready; its gateway URL.
+/// Publish a manifest, deploy it, wait until ready; its gateway URL and id.
 async fn deploy(
     client: &reqwest::Client,
     base: &str,
     key: &str,
     manifest: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, String)> {
     let r = client
         .post(format!("{base}/api/v1/packages"))
         .bearer_auth(key)
@@ -420,7 +416,8 @@ async fn deploy(
             .await?;
         match d["status"].as_str() {
             Some("ready" | "running") => {
-                return Ok(d["url"].as_str().context("deployment url")?.to_string());
+                let url = d["url"].as_str().context("deployment url")?.to_string();
+                return Ok((url, id));
             }
             Some("failed") => bail!("deployment failed: {d}"),
             _ => {}
@@ -428,6 +425,30 @@ async fn deploy(
         ensure!(t.elapsed() < Duration::from_secs(60), "deployment not ready: {d}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `PORT` Sigil gave the deployment's (only) running instance.
+async fn instance_port(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<u16> {
+    let d: Value = client
+        .get(format!("{base}/api/v1/deployments/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let pid = d["instances"][0]["pid"]
+        .as_u64()
+        .with_context(|| format!("no running instance: {d}"))?;
+    let env = std::fs::read(format!("/proc/{pid}/environ"))?;
+    env.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"PORT="))
+        .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
+        .context("the instance has no PORT")
 }
 
 /// Wait until something answers HTTP on `url`.
