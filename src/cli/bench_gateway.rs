@@ -159,7 +159,8 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var_os("SIGIL_TEST_DEPS").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(".test-deps"));
-    let everything = deps.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let everything =
+        deps.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     ensure!(
         everything.exists(),
         "{} is missing: run tests/run.sh (or pass --deps) to install server-everything",
@@ -296,7 +297,14 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         );
     }
     if args.soak_secs > 0 {
-        soak(&client, &stdio_sigil, args.http_sessions, args.soak_secs, sigil_pid).await?;
+        soak(
+            &client,
+            &stdio_sigil,
+            args.http_sessions,
+            args.soak_secs,
+            sigil_pid,
+        )
+        .await?;
     }
     drop(peer_proc);
     drop(sigil);
@@ -318,7 +326,9 @@ fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Proc> {
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
     Ok(Proc { child, name })
 }
 
@@ -422,7 +432,10 @@ async fn deploy(
             Some("failed") => bail!("deployment failed: {d}"),
             _ => {}
         }
-        ensure!(t.elapsed() < Duration::from_secs(60), "deployment not ready: {d}");
+        ensure!(
+            t.elapsed() < Duration::from_secs(60),
+            "deployment not ready: {d}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -458,7 +471,10 @@ async fn wait_http(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
         if client.get(url).send().await.is_ok() {
             return Ok(());
         }
-        ensure!(t.elapsed() < Duration::from_secs(30), "{url} did not come up");
+        ensure!(
+            t.elapsed() < Duration::from_secs(30),
+            "{url} did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

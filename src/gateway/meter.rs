@@ -45,8 +45,9 @@ impl Default for Meter {
 fn shard_of(user: &str, deployment: &str) -> usize {
     use std::hash::{BuildHasher, Hasher};
     // A fixed hasher: shard choice only needs to be stable within the process.
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .build_hasher();
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
     h.write(user.as_bytes());
     h.write_u8(0);
     h.write(deployment.as_bytes());
