@@ -511,3 +511,36 @@ impl Sink for Upstream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inbox_keeps_order_and_ends_like_a_channel() {
+        let (tx, mut rx) = inbox();
+        let tx2 = tx.clone();
+        assert!(tx.send(Outbound::Message(b"a".to_vec())).is_ok());
+        let waiter = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(m) = rx.recv().await {
+                got.push(match m {
+                    Outbound::Message(b) | Outbound::Final(b) => b,
+                });
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        assert!(tx2.send(Outbound::Final(b"b".to_vec())).is_ok());
+        drop(tx);
+        drop(tx2);
+        assert_eq!(waiter.await.unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+
+        let (tx, rx) = inbox();
+        drop(rx);
+        assert!(
+            tx.send(Outbound::Final(Vec::new())).is_err(),
+            "receiver gone"
+        );
+    }
+}
