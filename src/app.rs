@@ -38,6 +38,8 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
     #[error("cannot load deployments: {0}")]
     Deployments(#[from] DeployError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Everything a request handler may reach, behind one `Arc`.
@@ -96,7 +98,12 @@ impl App {
             ambient.clone(),
         ));
         let index = open_index(&config.index_dir())?;
-        let accounts = Arc::new(Accounts::new(store.clone(), ambient.clone()));
+        let accounts = Arc::new(Accounts::with_config(
+            store.clone(),
+            ambient.clone(),
+            config.auth.clone(),
+        ));
+        spawn_last_used_flush(&accounts);
         let scans = Arc::new(Scans::new(store.clone(), ambient.clone()));
         let indexer = Indexer::start(index.clone());
         let registry = Arc::new(Registry::new(
@@ -126,6 +133,12 @@ impl App {
             events,
             ambient.clone(),
             config.runtime.allow_commands,
+            crate::scan::policy::Policy {
+                block_at: config
+                    .scan
+                    .block_at()
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            },
         )?;
         let gateway = Gateway::start(
             deployments.clone(),
@@ -134,6 +147,15 @@ impl App {
             ambient.clone(),
             config.gateway.clone(),
         );
+        let block_tool_changes = config
+            .scan
+            .block_tool_changes()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        gateway.set_pins(Arc::new(crate::gateway::pins::Pins::load(
+            store.clone(),
+            ambient.clone(),
+            block_tool_changes,
+        )?));
         Ok(Arc::new(App {
             config,
             store,
@@ -155,10 +177,33 @@ impl App {
     /// Stop taking new work, flush background writers, stop every MCP server process.
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        let accounts = self.accounts.clone();
+        let _ = tokio::task::spawn_blocking(move || accounts.flush_last_used(true)).await;
         self.gateway.shutdown().await;
         self.deployments.shutdown().await;
         self.registry.shutdown().await;
     }
+}
+
+/// Keys' `last_used_at` reaches the store once a minute, off the request path. The task
+/// holds the accounts only while flushing, so it never keeps the data file open.
+fn spawn_last_used_flush(accounts: &Arc<Accounts>) {
+    let weak = Arc::downgrade(accounts);
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(a) = weak.upgrade() else { return };
+            let flushed = tokio::task::spawn_blocking(move || a.flush_last_used(false)).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::warn!(error = %e, "could not record API key use times");
+            }
+        }
+    });
 }
 
 /// An unreadable index is derived data: wipe it and start empty; the caller rebuilds.

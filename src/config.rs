@@ -35,6 +35,48 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// `[gateway]`: the MCP endpoint.
     pub gateway: GatewayConfig,
+    /// `[scan]`: the deploy-time policy and the gateway's rug-pull pins.
+    pub scan: ScanConfig,
+    /// `[auth]`: passwords, browser sessions, login rate limits.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// argon2id cost for new password hashes (existing hashes keep theirs until changed).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// Browser sessions end this long after login.
+    pub session_hours: u64,
+    /// Mark the session cookie `Secure` even without `X-Forwarded-Proto: https`.
+    pub cookie_secure: bool,
+    /// Login attempts allowed per account and per client IP in a burst, refilled at one
+    /// attempt every `login_refill_secs`.
+    pub login_burst_account: u32,
+    pub login_burst_ip: u32,
+    pub login_refill_secs: u64,
+    /// Password hashes computed at once; further logins are refused (429) rather than queued.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            // argon2's own defaults (OWASP's minimum recommendation for argon2id).
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            session_hours: 24,
+            cookie_secure: false,
+            login_burst_account: 5,
+            login_burst_ip: 20,
+            login_refill_secs: 30,
+            max_concurrent_hashes: 4,
+        }
+    }
 }
 
 /// `[runtime]` in sigil.toml. Every key optional; unknown keys rejected.
@@ -88,6 +130,23 @@ pub struct RuntimeConfig {
     pub limit_memory_mb: u64,
     pub limit_open_files: u64,
     pub limit_processes: u64,
+    /// `[runtime.tiers.NAME]`: resource tiers a deployment may pick (`"tier"` in
+    /// POST /api/v1/deploy); each limit left out falls back to the `limit_*` above.
+    pub tiers: std::collections::BTreeMap<String, TierLimits>,
+    /// npm packages whose install scripts may run (`npm install` without
+    /// `--ignore-scripts`). Every other npm install ignores scripts. The scripts then run
+    /// before the deploy-time scan, which still reports them.
+    pub npm_allow_scripts: Vec<String>,
+}
+
+/// One `[runtime.tiers.NAME]` table: rlimits for the server processes of deployments in
+/// this tier. 0 = no limit (inherit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierLimits {
+    pub memory_mb: Option<u64>,
+    pub open_files: Option<u64>,
+    pub processes: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -119,6 +178,8 @@ impl Default for RuntimeConfig {
             limit_memory_mb: 0,
             limit_open_files: 0,
             limit_processes: 0,
+            tiers: std::collections::BTreeMap::new(),
+            npm_allow_scripts: Vec::new(),
         }
     }
 }
@@ -148,6 +209,57 @@ impl Default for GatewayConfig {
             request_timeout_secs: 300,
             session_idle_secs: 3600,
             meter_flush_secs: 10,
+        }
+    }
+}
+
+/// `[scan]` in sigil.toml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Block deploys whose installed package has a finding at or above this severity
+    /// (`info|low|medium|high|critical`), unless the owner accepts the risk; `none` only
+    /// reports.
+    pub block_at: String,
+    /// What the gateway does when a deployment's tools change after they were pinned:
+    /// `block` (changed and added tools are hidden and refused until the owner re-approves)
+    /// or `warn` (they pass; the diff waits for approval).
+    pub tool_changes: String,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            block_at: "high".into(),
+            tool_changes: "block".into(),
+        }
+    }
+}
+
+impl ScanConfig {
+    /// The deploy policy's threshold; `Err` names the bad value.
+    pub fn block_at(&self) -> Result<Option<crate::scan::Severity>, ConfigError> {
+        if self.block_at.trim().eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        crate::scan::Severity::parse(&self.block_at)
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "scan.block_at must be info, low, medium, high, critical or none, not {:?}",
+                    self.block_at
+                ))
+            })
+    }
+
+    /// `true` for `block`, `false` for `warn`.
+    pub fn block_tool_changes(&self) -> Result<bool, ConfigError> {
+        match self.tool_changes.trim() {
+            "block" => Ok(true),
+            "warn" => Ok(false),
+            other => Err(ConfigError::Invalid(format!(
+                "scan.tool_changes must be block or warn, not {other:?}"
+            ))),
         }
     }
 }
@@ -186,6 +298,8 @@ impl Default for Config {
             mirrors: Vec::new(),
             runtime: RuntimeConfig::default(),
             gateway: GatewayConfig::default(),
+            scan: ScanConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -204,6 +318,8 @@ pub struct FileConfig {
     pub mirror: Vec<MirrorConfig>,
     pub runtime: Option<RuntimeConfig>,
     pub gateway: Option<GatewayConfig>,
+    pub scan: Option<ScanConfig>,
+    pub auth: Option<AuthConfig>,
 }
 
 /// Values from the environment or flags (clap fills these; `None` = not given).
@@ -262,6 +378,14 @@ impl Config {
         if let Some(g) = parsed.gateway {
             c.gateway = g;
         }
+        if let Some(s) = parsed.scan {
+            s.block_at()?;
+            s.block_tool_changes()?;
+            c.scan = s;
+        }
+        if let Some(a) = parsed.auth {
+            c.auth = a;
+        }
         c.apply(
             parsed.listen,
             parsed.data_dir,
@@ -291,6 +415,17 @@ impl Config {
         if c.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_body_bytes must be at least 1024".into(),
+            ));
+        }
+        let a = &c.auth;
+        if argon2_params_invalid(
+            a.argon2_memory_kib,
+            a.argon2_iterations,
+            a.argon2_parallelism,
+        ) {
+            return Err(ConfigError::Invalid(
+                "auth.argon2_*: memory_kib must be at least 8 × parallelism, iterations and parallelism at least 1"
+                    .into(),
             ));
         }
         c.mirrors = parsed.mirror;
@@ -335,6 +470,10 @@ impl Config {
     pub fn run_dir(&self) -> PathBuf {
         self.data_dir.join("run")
     }
+}
+
+fn argon2_params_invalid(memory_kib: u32, iterations: u32, parallelism: u32) -> bool {
+    iterations < 1 || !(1..=0xFF_FFFF).contains(&parallelism) || memory_kib < 8 * parallelism
 }
 
 /// The whole file is the passphrase, minus one trailing line break.
@@ -412,6 +551,27 @@ mod tests {
         assert_eq!(c.listen.port(), 9000, "file beats default");
         assert_eq!(c.log, "warn", "env/flag beats file");
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY, "default kept");
+    }
+
+    #[test]
+    fn auth_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[auth]\nargon2_memory_kib = 65536\nargon2_iterations = 3\nsession_hours = 8\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.auth.argon2_memory_kib, 65536);
+        assert_eq!(c.auth.argon2_iterations, 3);
+        assert_eq!(c.auth.session_hours, 8);
+        assert_eq!(c.auth.login_burst_account, 5, "defaults fill the rest");
+        std::fs::write(&f, "[auth]\nargon2_iterations = 0\n").unwrap();
+        assert!(Config::load(Some(&f), Overrides::default()).is_err());
+        std::fs::write(&f, "[auth]\nargon2_memroy_kib = 1\n").unwrap();
+        let err = Config::load(Some(&f), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("argon2_memroy_kib"), "{err}");
     }
 
     #[test]
@@ -501,6 +661,62 @@ mod tests {
         assert_eq!(r.max_restarts, RuntimeConfig::default().max_restarts);
         let err = parse_file(Path::new("x.toml"), "[runtime]\nidle_timeout = 5\n").unwrap_err();
         assert!(err.to_string().contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn runtime_tiers_are_named_tables_of_limits() {
+        let f = parse_file(
+            Path::new("x.toml"),
+            "[runtime]\nlimit_open_files = 1024\n[runtime.tiers.small]\nmemory_mb = 2048\nopen_files = 128\n[runtime.tiers.big]\nprocesses = 4096\n",
+        )
+        .unwrap();
+        let r = f.runtime.unwrap();
+        assert_eq!(r.limit_open_files, 1024);
+        assert_eq!(r.tiers["small"].memory_mb, Some(2048));
+        assert_eq!(r.tiers["small"].open_files, Some(128));
+        assert_eq!(r.tiers["small"].processes, None);
+        assert_eq!(r.tiers["big"].processes, Some(4096));
+        let err =
+            parse_file(Path::new("x.toml"), "[runtime.tiers.small]\nmemory = 5\n").unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+    }
+
+    #[test]
+    fn scan_section_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("sigil.toml");
+        std::fs::write(
+            &f,
+            "[scan]\nblock_at = \"critical\"\ntool_changes = \"warn\"\n[runtime]\nnpm_allow_scripts = [\"esbuild\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(
+            c.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::Critical)
+        );
+        assert!(!c.scan.block_tool_changes().unwrap());
+        assert_eq!(c.runtime.npm_allow_scripts, ["esbuild"]);
+        let d = Config::default();
+        assert_eq!(
+            d.scan.block_at().unwrap(),
+            Some(crate::scan::Severity::High)
+        );
+        assert!(d.scan.block_tool_changes().unwrap());
+        for bad in [
+            "[scan]\nblock_at = \"severe\"\n",
+            "[scan]\ntool_changes = \"maybe\"\n",
+            "[scan]\nblok_at = \"high\"\n",
+        ] {
+            std::fs::write(&f, bad).unwrap();
+            assert!(
+                Config::load(Some(&f), Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
+        std::fs::write(&f, "[scan]\nblock_at = \"none\"\n").unwrap();
+        let c = Config::load(Some(&f), Overrides::default()).unwrap();
+        assert_eq!(c.scan.block_at().unwrap(), None);
     }
 
     #[test]

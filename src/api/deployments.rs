@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -17,10 +18,11 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::blocking;
-use super::error::{ApiError, from_json_rejection};
+use super::error::ApiError;
 use crate::ambient::rfc3339;
 use crate::app::App;
-use crate::deployments::{DeployError, Deployment};
+use crate::auth::{AuthError, Principal};
+use crate::deployments::{DeployError, DeployOptions, Deployment};
 use crate::error::ErrorCode;
 use crate::runtime::{InstanceStatus, LogLine};
 use crate::store::DeploymentStatus;
@@ -32,6 +34,22 @@ pub struct DeployBody {
     version: Option<String>,
     #[serde(default)]
     config: BTreeMap<String, String>,
+    /// A `[runtime.tiers.NAME]` resource tier.
+    tier: Option<String>,
+    /// Deploy despite blocking scan findings; audited with the reason.
+    accept_risk: Option<AcceptRiskBody>,
+    /// Answer once the install and the deploy-time scan are done (a blocked deploy is
+    /// then a `scan_blocked` error listing the findings) instead of at once with 202.
+    #[serde(default)]
+    wait: bool,
+    /// Deploy for this team: its members may use and manage the deployment.
+    team: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptRiskBody {
+    reason: String,
 }
 
 /// `scheme://host` the client used, for absolute gateway URLs.
@@ -73,66 +91,146 @@ fn view(app: &App, d: &Deployment, base: &str) -> Value {
         "version": r.version,
         "status": status,
         "owner": r.owner,
+        "team": r.team,
         "url": format!("{base}/mcp/{}/{}", r.package, r.id),
         "packageUrl": format!("{base}/mcp/{}", r.package),
         "config": r.config,
+        "tier": r.tier,
         "createdAt": rfc3339(r.created_at),
         "updatedAt": rfc3339(r.updated_at),
         "restarts": r.restarts,
         "lastError": r.last_error,
         "lastStderr": r.last_stderr,
         "deletedAt": r.deleted_at.map(rfc3339),
+        "scan": format!("/api/v1/deployments/{}/scan", r.id),
         "instances": instances.iter().map(instance_view).collect::<Vec<_>>(),
     })
 }
 
-fn found(app: &App, id: &str) -> Result<Arc<Deployment>, ApiError> {
-    app.deployments
+/// Whether `who` belongs to the deployment's team.
+fn in_team(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiError> {
+    match &d.record.team {
+        Some(t) => Ok(app.accounts.team_role(&who.user, t)?.is_some()),
+        None => Ok(false),
+    }
+}
+
+/// Who may see and use a deployment: a personal one is a service shared with every
+/// signed-in user (they call it with their own secrets); a team one only its members and
+/// admins — to anyone else it does not exist.
+pub fn visible(app: &App, who: &Principal, d: &Deployment) -> Result<bool, ApiError> {
+    Ok(d.record.team.is_none() || who.is_admin() || in_team(app, who, d)?)
+}
+
+fn found(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiError> {
+    let d = app
+        .deployments
         .get(id)
         .filter(|d| d.record.status != DeploymentStatus::Deleted)
-        .ok_or_else(|| DeployError::NotFound(id.into()).into())
+        .ok_or_else(|| ApiError::from(DeployError::NotFound(id.into())))?;
+    if !visible(app, who, &d)? {
+        return Err(DeployError::NotFound(id.into()).into());
+    }
+    Ok(d)
 }
 
 pub async fn deploy(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     headers: HeaderMap,
-    body: Result<Json<DeployBody>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(from_json_rejection)?;
+    let body: DeployBody = super::body::parse_json(
+        &headers,
+        body,
+        r#"send {"package": "…", "version": "…", "config": {…}, "tier": "…", "team": "…", "accept_risk": {"reason": "…"}, "wait": false}"#,
+    )?;
+    if let Some(team) = &body.team {
+        if app.accounts.team_role(&who.user, team)?.is_none() {
+            return Err(AuthError::NotFound(format!("team {team}")).into());
+        }
+    }
     let d = app
         .deployments
-        .create(&who, &body.package, body.version.as_deref(), body.config)
+        .create(
+            &who,
+            &body.package,
+            body.version.as_deref(),
+            body.config,
+            DeployOptions {
+                tier: body.tier,
+                accept_risk: body.accept_risk.map(|a| a.reason),
+                team: body.team,
+            },
+        )
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(view(&app, &d, &base_url(&headers))),
-    )
-        .into_response())
+    if !body.wait {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(view(&app, &d, &base_url(&headers))),
+        )
+            .into_response());
+    }
+    let limit = Duration::from_secs(app.config.runtime.install_timeout_secs.max(1) + 60);
+    let started = std::time::Instant::now();
+    let d = loop {
+        let now = found(&app, &who, &d.record.id)?;
+        if now.record.status != DeploymentStatus::Installing || started.elapsed() > limit {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    match d.record.status {
+        DeploymentStatus::Blocked => Err(blocked_error(&app, &d)?),
+        DeploymentStatus::Installing => Ok((
+            StatusCode::ACCEPTED,
+            Json(view(&app, &d, &base_url(&headers))),
+        )
+            .into_response()),
+        _ => Ok((
+            StatusCode::CREATED,
+            Json(view(&app, &d, &base_url(&headers))),
+        )
+            .into_response()),
+    }
+}
+
+/// The `scan_blocked` error of a blocked deployment, rebuilt from its stored decision.
+fn blocked_error(app: &App, d: &Deployment) -> Result<ApiError, ApiError> {
+    let rec = app.deployments.scan(&d.record.id)?;
+    let policy = crate::scan::policy::Policy {
+        block_at: rec.as_ref().and_then(|r| r.block_at),
+    };
+    let blocking: Vec<crate::scan::Finding> = rec
+        .map(|r| policy.blocking(&r.report).into_iter().cloned().collect())
+        .unwrap_or_default();
+    let target = format!("{}@{}", d.record.package, d.record.version);
+    let e = crate::deployments::gate::blocked(&d.record.id, &target, &policy, &blocking);
+    Ok(DeployError::from(e).into())
 }
 
 pub async fn list(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     headers: HeaderMap,
-) -> Json<Value> {
+) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
-    let all: Vec<Value> = app
-        .deployments
-        .list()
-        .iter()
-        .map(|d| view(&app, d, &base))
-        .collect();
-    Json(json!({ "deployments": all }))
+    let mut all = Vec::new();
+    for d in app.deployments.list() {
+        if visible(&app, &who, &d)? {
+            all.push(view(&app, &d, &base));
+        }
+    }
+    Ok(Json(json!({ "deployments": all })))
 }
 
 pub async fn get(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = found(&app, &id)?;
+    let d = found(&app, &who, &id)?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -142,7 +240,9 @@ pub async fn restart(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = app.deployments.restart(&who, &id).await?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    let d = app.deployments.restart(&who, &id, member).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
 
@@ -151,20 +251,26 @@ pub async fn delete(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.deployments.delete(&who, &id).await?;
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    app.deployments.delete(&who, &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn health(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let d = found(&app, &id)?;
+    let d = found(&app, &who, &id)?;
     let instances = app.deployments.runtime().status(&id);
-    let failed = d.record.status == DeploymentStatus::Failed
+    let blocked = d.record.status == DeploymentStatus::Blocked;
+    let failed = blocked
+        || d.record.status == DeploymentStatus::Failed
         || instances.iter().any(|i| i.state == "failed");
-    let status = if failed {
+    let status = if blocked {
+        "blocked"
+    } else if failed {
         "failed"
     } else if d.record.status == DeploymentStatus::Installing {
         "installing"
@@ -194,9 +300,10 @@ pub async fn health(
 
 pub async fn events(
     State(app): State<Arc<App>>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    found(&app, &who, &id)?;
     let deps = app.deployments.clone();
     let events = blocking(move || deps.events(&id, 1000).map_err(ApiError::from)).await?;
     let out: Vec<Value> = events
@@ -225,11 +332,11 @@ pub async fn logs(
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let d = found(&app, &id)?;
-    if d.record.owner != who.user && !who.is_admin() {
+    let d = found(&app, &who, &id)?;
+    if d.record.owner != who.user && !who.is_admin() && !in_team(&app, &who, &d)? {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
-            "only the user who deployed it, or an admin, can read its logs",
+            "only the user who deployed it, its team, or an admin, can read its logs",
         ));
     }
     let buf = app.deployments.runtime().logs(&id);
@@ -263,4 +370,91 @@ pub async fn logs(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The deploy-time scan: the stored report and what the policy decided.
+pub async fn scan(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    found(&app, &who, &id)?;
+    let deps = app.deployments.clone();
+    let rec = {
+        let id = id.clone();
+        blocking(move || deps.scan(&id).map_err(ApiError::from)).await?
+    };
+    let Some(rec) = rec else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!(
+                "deployment {id} has no deploy-time scan (it is still installing, or installs nothing locally)"
+            ),
+        ));
+    };
+    Ok(Json(json!({
+        "deployment": rec.deployment,
+        "outcome": rec.outcome,
+        "blockAt": rec.block_at,
+        "acceptedBy": rec.accepted_by,
+        "reason": rec.reason,
+        "decidedAt": rfc3339(rec.decided_at),
+        "report": {
+            "target": rec.report.target,
+            "rulesetVersion": rec.report.ruleset_version,
+            "stale": rec.report.is_stale(),
+            "scannedAt": rfc3339(rec.report.scanned_at),
+            "maxSeverity": rec.report.max_severity(),
+            "summary": rec.report.summary(),
+            "findings": rec.report.findings,
+        },
+    })))
+}
+
+/// The rug-pull pins of a deployment and the pending change, if any.
+pub async fn tools(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    found(&app, &who, &id)?;
+    let Some(pins) = app.gateway.pins() else {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "tool pinning is not running",
+        ));
+    };
+    Ok(Json(json!(pins.view(&id))))
+}
+
+/// The owner re-approves the changed tools: the pending listing becomes the pins.
+pub async fn approve_tools(
+    State(app): State<Arc<App>>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = found(&app, &who, &id)?;
+    let member = in_team(&app, &who, &d)?;
+    app.deployments.owned(&who, &id, member)?;
+    let Some(pins) = app.gateway.pins() else {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "tool pinning is not running",
+        ));
+    };
+    let changes = pins.approve(&id).await?;
+    let summary: Vec<String> = changes
+        .iter()
+        .map(|c| format!("{} {}", c.kind, c.name))
+        .collect();
+    app.deployments
+        .add_event(
+            &id,
+            "tools_approved",
+            format!("{} approved tool changes: {}", who.user, summary.join(", ")),
+        )
+        .await?;
+    Ok(Json(
+        json!({ "approved": changes, "tools": pins.view(&id) }),
+    ))
 }

@@ -37,6 +37,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::ConnectionFailed => StatusCode::BAD_GATEWAY,
         ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::ScanBlocked => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InvalidCredentials | ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::AccountDisabled | ErrorCode::CsrfFailed | ErrorCode::InsufficientScope => {
+            StatusCode::FORBIDDEN
+        }
     }
 }
 
@@ -92,7 +98,16 @@ impl IntoResponse for ApiError {
         if let Some(h) = self.hint {
             err["hint"] = h.into();
         }
-        (status_of(self.code), Json(json!({ "error": err }))).into_response()
+        // A rate-limit refusal carries its wait in details; clients also get it as a header.
+        let retry_after = (self.code == ErrorCode::RateLimited)
+            .then(|| err["details"]["retry_after_secs"].as_u64())
+            .flatten();
+        let mut resp = (status_of(self.code), Json(json!({ "error": err }))).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 

@@ -16,15 +16,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Principal, Scope};
+use crate::deployments::Deployment;
 use crate::error::ErrorCode;
-use crate::gateway::{GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS};
+use crate::gateway::{
+    GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS, SseEvent,
+};
 
 /// Checks return the response to send instead; boxed to keep `Result` small.
 type Refusal = Box<Response>;
@@ -49,6 +51,79 @@ fn render(e: GatewayError) -> Response {
     }
 }
 
+/// One SSE event with its id (for `Last-Event-ID`). Written by hand because a priming
+/// event needs an explicit empty `data:` line (parsers dispatch no event without one),
+/// which axum's `Event` does not write for empty data.
+fn sse_bytes(e: &SseEvent) -> Bytes {
+    let mut out = Vec::with_capacity(e.data.len() + 48);
+    if let Some(id) = &e.id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.push(b'\n');
+    }
+    if let Some(ms) = e.retry_ms {
+        out.extend_from_slice(format!("retry: {ms}\n").as_bytes());
+    }
+    if e.data.is_empty() {
+        out.extend_from_slice(b"data: \n\n");
+    } else {
+        out.extend_from_slice(b"event: message\n");
+        for line in e.data.split(|b| *b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    Bytes::from(out)
+}
+
+/// An SSE response from a channel of events; `keep_alive` sends a comment when idle.
+fn event_stream(
+    rx: tokio::sync::mpsc::UnboundedReceiver<SseEvent>,
+    keep_alive: Option<Duration>,
+) -> Response {
+    let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+        let next = match keep_alive {
+            None => rx.recv().await.map(|e| sse_bytes(&e)),
+            Some(every) => match tokio::time::timeout(every, rx.recv()).await {
+                Ok(e) => e.map(|e| sse_bytes(&e)),
+                Err(_) => Some(Bytes::from_static(b":\n\n")),
+            },
+        };
+        next.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// The deployment behind a gateway URL, if `who` may use it (a team's deployment is
+/// unknown to non-members, like one that does not exist).
+fn resolve(
+    app: &App,
+    who: &Principal,
+    path: &(String, String, Option<String>),
+) -> Result<Arc<Deployment>, Refusal> {
+    let d = app
+        .gateway
+        .resolve(&path.0, &path.1, path.2.as_deref())
+        .map_err(|e| Box::new(render(e)))?;
+    match super::deployments::visible(app, who, &d) {
+        Ok(true) => Ok(d),
+        Ok(false) => Err(Box::new(render(GatewayError::NotFound(match &path.2 {
+            Some(id) => format!("no deployment {id} of {}/{}", path.0, path.1),
+            None => format!("{}/{} has no deployment", path.0, path.1),
+        })))),
+        Err(e) => Err(Box::new(e.into_response())),
+    }
+}
+
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -64,6 +139,14 @@ fn authenticate(app: &App, h: &HeaderMap) -> Result<Principal, Refusal> {
         Some(t) => app.accounts.authenticate(t),
         None => Err(AuthError::MissingCredentials),
     };
+    // `use` (or `deploy`, which implies it) is what calling a deployment needs.
+    let result = result.and_then(|p| {
+        if p.scopes.allows(Scope::Use) {
+            Ok(p)
+        } else {
+            Err(AuthError::InsufficientScope(Scope::Use.as_str()))
+        }
+    });
     result.map_err(|e| {
         if e.code() != ErrorCode::Unauthorized {
             return Box::new(ApiError::from(e).into_response());
@@ -224,9 +307,9 @@ async fn post(
         }
         Err(_) => return rpc_error(400, -32700, "Parse error: unreadable body"),
     };
-    let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
+    let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(e) => return render(e),
+        Err(r) => return *r,
     };
     let meta = PostMeta {
         session: header_str(&h, SESSION_HEADER),
@@ -247,16 +330,7 @@ async fn post(
             }
             resp
         }
-        Ok(Reply::Stream(rs)) => {
-            let stream = futures_util::stream::unfold(rs, |mut rs| async move {
-                let msg = rs.next().await?;
-                let ev = Event::default()
-                    .event("message")
-                    .data(String::from_utf8_lossy(&msg));
-                Some((Ok::<_, Infallible>(ev), rs))
-            });
-            Sse::new(stream).into_response()
-        }
+        Ok(Reply::Stream(rs)) => event_stream(rs.events(), None),
         Ok(Reply::Http(r)) => proxied(r),
         Err(e) => render(e),
     }
@@ -297,9 +371,9 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
     if let Err(r) = check_version(&h) {
         return *r;
     }
-    let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
+    let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(e) => return render(e),
+        Err(r) => return *r,
     };
     let session = header_str(&h, SESSION_HEADER);
     match app
@@ -307,18 +381,7 @@ async fn get(app: Arc<App>, path: (String, String, Option<String>), h: HeaderMap
         .get(&who, d, session, header_str(&h, "last-event-id"))
         .await
     {
-        Ok(GetReply::Stream(rx)) => {
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                let msg = rx.recv().await?;
-                let ev = Event::default()
-                    .event("message")
-                    .data(String::from_utf8_lossy(&msg));
-                Some((Ok::<_, Infallible>(ev), rx))
-            });
-            Sse::new(stream)
-                .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-                .into_response()
-        }
+        Ok(GetReply::Stream(rx)) => event_stream(rx, Some(Duration::from_secs(15))),
         Ok(GetReply::Http(r)) => proxied(r),
         Err(e) => render(e),
     }
@@ -332,9 +395,9 @@ async fn delete(app: Arc<App>, path: (String, String, Option<String>), h: Header
         Ok(w) => w,
         Err(r) => return *r,
     };
-    let d = match app.gateway.resolve(&path.0, &path.1, path.2.as_deref()) {
+    let d = match resolve(&app, &who, &path) {
         Ok(d) => d,
-        Err(e) => return render(e),
+        Err(r) => return *r,
     };
     match app
         .gateway

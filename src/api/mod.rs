@@ -3,11 +3,13 @@
 
 mod accounts;
 mod auth;
+mod body;
 mod deployments;
 pub mod error;
 mod mcp;
 mod official;
 mod packages;
+pub mod routes;
 mod scans;
 mod secrets;
 mod views;
@@ -19,81 +21,225 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use serde_json::json;
 
 use crate::app::App;
+use crate::auth::Scope as auth_scope;
 use crate::error::ErrorCode;
 use error::ApiError;
+use routes::Routes;
+pub use routes::{Access, RouteSpec};
 
 /// Largest MCP message accepted by the gateway.
 const MCP_MAX_BODY: usize = 4 * 1024 * 1024;
 
-pub fn router(app: Arc<App>) -> Router {
-    let api = Router::new()
-        .route("/packages", post(packages::publish).get(packages::list))
-        .route("/packages/{name}", get(packages::get))
-        .route("/packages/{name}/versions", get(packages::versions))
-        .route(
+/// The native API's routes (nested at `/api/v1`), each with the access it needs.
+fn api_routes() -> Routes {
+    use Access::{Public, Scope as S};
+    use auth_scope::{Admin, Deploy, Publish, Read, Secrets};
+    Routes::new("/api/v1")
+        .add("POST", "/packages", S(Publish), packages::publish)
+        .add("GET", "/packages", Public, packages::list)
+        .add("GET", "/packages/{name}", Public, packages::get)
+        .add(
+            "GET",
+            "/packages/{name}/versions",
+            Public,
+            packages::versions,
+        )
+        .add(
+            "GET",
             "/packages/{name}/versions/{version}",
-            get(packages::version),
+            Public,
+            packages::version,
         )
-        .route(
+        .add(
+            "PATCH",
             "/packages/{name}/versions/{version}/status",
-            patch(packages::set_status),
+            S(Publish),
+            packages::set_status,
         )
-        .route(
+        .add(
+            "GET",
             "/packages/{name}/versions/{version}/scan",
-            get(scans::version_report),
+            Public,
+            scans::version_report,
         )
-        .route("/scans/rescan", post(scans::rescan))
-        .route("/search", get(packages::search))
-        .route("/me", get(accounts::me))
-        .route("/users", post(accounts::create_user))
-        .route("/keys", post(accounts::create_key).get(accounts::list_keys))
-        .route("/keys/{id}", axum::routing::delete(accounts::revoke_key))
-        .route("/namespaces/{ns}/members", post(accounts::grant_namespace))
-        .route("/secrets", post(secrets::create).get(secrets::list))
-        .route(
-            "/secrets/{name}",
-            get(secrets::get)
-                .put(secrets::update)
-                .delete(secrets::delete),
+        .add("POST", "/scans/rescan", S(Admin), scans::rescan)
+        .add("GET", "/search", Public, packages::search)
+        .add("POST", "/auth/login", Public, accounts::login)
+        .add("POST", "/auth/logout", Public, accounts::logout)
+        .add("GET", "/auth/session", Public, accounts::session)
+        .add("GET", "/me", S(Read), accounts::me)
+        .add("POST", "/me/password", S(Admin), accounts::change_password)
+        .add("GET", "/users", S(Admin), accounts::list_users)
+        .add("POST", "/users", S(Admin), accounts::create_user)
+        .add(
+            "POST",
+            "/users/{username}/disable",
+            S(Admin),
+            accounts::disable_user,
         )
-        .route("/namespaces/{ns}/takeover", post(packages::take_over))
-        .route("/deploy", post(deployments::deploy))
-        .route("/deployments", get(deployments::list))
-        .route(
+        .add(
+            "POST",
+            "/users/{username}/enable",
+            S(Admin),
+            accounts::enable_user,
+        )
+        .add(
+            "POST",
+            "/users/{username}/password",
+            S(Admin),
+            accounts::reset_password,
+        )
+        .add(
+            "DELETE",
+            "/users/{username}",
+            S(Admin),
+            accounts::delete_user,
+        )
+        .add("POST", "/keys", S(Admin), accounts::create_key)
+        .add("GET", "/keys", S(Read), accounts::list_keys)
+        .add(
+            "POST",
+            "/keys/{id}/deactivate",
+            S(Admin),
+            accounts::deactivate_key,
+        )
+        .add(
+            "POST",
+            "/keys/{id}/reactivate",
+            S(Admin),
+            accounts::reactivate_key,
+        )
+        .add("DELETE", "/keys/{id}", S(Admin), accounts::delete_key)
+        .add("POST", "/teams", S(Admin), accounts::create_team)
+        .add("GET", "/teams", S(Read), accounts::list_teams)
+        .add("GET", "/teams/{team}", S(Read), accounts::get_team)
+        .add(
+            "POST",
+            "/teams/{team}/members",
+            S(Admin),
+            accounts::add_member,
+        )
+        .add(
+            "DELETE",
+            "/teams/{team}/members/{username}",
+            S(Admin),
+            accounts::remove_member,
+        )
+        .add(
+            "POST",
+            "/namespaces/{ns}/members",
+            S(Admin),
+            accounts::grant_namespace,
+        )
+        .add("POST", "/secrets", S(Secrets), secrets::create)
+        .add("GET", "/secrets", S(Secrets), secrets::list)
+        .add("GET", "/secrets/{name}", S(Secrets), secrets::get)
+        .add("PUT", "/secrets/{name}", S(Secrets), secrets::update)
+        .add("DELETE", "/secrets/{name}", S(Secrets), secrets::delete)
+        .add(
+            "POST",
+            "/namespaces/{ns}/takeover",
+            S(Publish),
+            packages::take_over,
+        )
+        .add("POST", "/deploy", S(Deploy), deployments::deploy)
+        .add("GET", "/deployments", S(Read), deployments::list)
+        .add("GET", "/deployments/{id}", S(Read), deployments::get)
+        .add(
+            "DELETE",
             "/deployments/{id}",
-            get(deployments::get).delete(deployments::delete),
+            S(Deploy),
+            deployments::delete,
         )
-        .route("/deployments/{id}/restart", post(deployments::restart))
-        .route("/deployments/{id}/logs", get(deployments::logs))
-        .route("/deployments/{id}/health", get(deployments::health))
-        .route("/deployments/{id}/events", get(deployments::events));
-    // The gateway: MCP messages may be larger than API bodies.
-    let gateway = Router::new()
-        .route(
-            "/mcp/{ns}/{name}",
-            post(mcp::post_package)
-                .get(mcp::get_package)
-                .delete(mcp::delete_package),
+        .add(
+            "POST",
+            "/deployments/{id}/restart",
+            S(Deploy),
+            deployments::restart,
         )
-        .route(
+        .add("GET", "/deployments/{id}/logs", S(Read), deployments::logs)
+        .add(
+            "GET",
+            "/deployments/{id}/health",
+            S(Read),
+            deployments::health,
+        )
+        .add(
+            "GET",
+            "/deployments/{id}/events",
+            S(Read),
+            deployments::events,
+        )
+        .add("GET", "/deployments/{id}/scan", S(Read), deployments::scan)
+        .add(
+            "GET",
+            "/deployments/{id}/tools",
+            S(Read),
+            deployments::tools,
+        )
+        .add(
+            "POST",
+            "/deployments/{id}/tools/approve",
+            S(Deploy),
+            deployments::approve_tools,
+        )
+}
+
+/// The gateway: MCP Streamable HTTP. Its handlers authenticate themselves (Bearer keys
+/// only, with MCP's error shapes) and check the `use` scope; the table records that.
+fn gateway_routes() -> Routes {
+    let u = Access::Scope(auth_scope::Use);
+    Routes::new("")
+        .add("POST", "/mcp/{ns}/{name}", u, mcp::post_package)
+        .add("GET", "/mcp/{ns}/{name}", u, mcp::get_package)
+        .add("DELETE", "/mcp/{ns}/{name}", u, mcp::delete_package)
+        .add(
+            "POST",
             "/mcp/{ns}/{name}/{deployment}",
-            post(mcp::post_deployment)
-                .get(mcp::get_deployment)
-                .delete(mcp::delete_deployment),
+            u,
+            mcp::post_deployment,
         )
-        .route_layer(DefaultBodyLimit::max(MCP_MAX_BODY));
+        .add(
+            "GET",
+            "/mcp/{ns}/{name}/{deployment}",
+            u,
+            mcp::get_deployment,
+        )
+        .add(
+            "DELETE",
+            "/mcp/{ns}/{name}/{deployment}",
+            u,
+            mcp::delete_deployment,
+        )
+}
+
+/// Every route the router serves (bar `/healthz`, `/readyz` and fallbacks), with the access
+/// it declares: what the authorization matrix test walks.
+pub fn route_table() -> Vec<RouteSpec> {
+    let mut all = api_routes().into_parts().1;
+    all.extend(gateway_routes().into_parts().1);
+    all.extend(official::routes("/v0").into_parts().1);
+    all.extend(official::routes("/v0.1").into_parts().1);
+    all
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    let (api, _) = api_routes().into_parts();
+    // The gateway: MCP messages may be larger than API bodies.
+    let (gateway, _) = gateway_routes().into_parts();
+    let gateway = gateway.route_layer(DefaultBodyLimit::max(MCP_MAX_BODY));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
         .merge(gateway)
         // The official MCP registry API: the same handlers under both prefixes.
-        .nest("/v0", official::router())
-        .nest("/v0.1", official::router())
+        .nest("/v0", official::router("/v0"))
+        .nest("/v0.1", official::router("/v0.1"))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Wraps every route and fallback; for /v0* only: NUL check, trailing-slash
@@ -151,7 +297,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds the per-IP login limit.
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

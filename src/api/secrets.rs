@@ -9,19 +9,19 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
-use super::error::{ApiError, from_bytes_rejection, from_path_rejection};
+use super::error::{ApiError, from_path_rejection, from_query_rejection};
 use super::{blocking, views};
 use crate::app::App;
-use crate::error::ErrorCode;
-use crate::vault::SecretValue;
+use crate::auth::Principal;
+use crate::vault::{OwnerId, SecretValue};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,61 +44,60 @@ fn parse_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(from_bytes_rejection)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as JSON with Content-Type: application/json",
-        ));
+    super::body::parse_json(headers, body, SHAPE)
+}
+
+/// `?team=NAME`: address a team's secrets instead of the caller's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamQuery {
+    team: Option<String>,
+}
+
+type TeamParam = Result<Query<TeamQuery>, QueryRejection>;
+
+/// The team's owner id when `?team=` is given: members may read, owners change (`manage`).
+fn team_owner(
+    app: &App,
+    who: &Principal,
+    q: TeamParam,
+    manage: bool,
+) -> Result<Option<OwnerId>, ApiError> {
+    let Query(q) = q.map_err(from_query_rejection)?;
+    match q.team {
+        None => Ok(None),
+        Some(t) => Ok(Some(OwnerId(app.accounts.team_owner_id(who, &t, manage)?))),
     }
-    serde_json::from_slice(&body).map_err(|e| {
-        use serde_json::error::Category;
-        let message = match e.classify() {
-            Category::Syntax | Category::Eof => format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-            // Only these name fields and nothing else; "invalid type/value" would quote data.
-            Category::Data => {
-                let m = e.to_string();
-                if m.starts_with("unknown field")
-                    || m.starts_with("missing field")
-                    || m.starts_with("duplicate field")
-                {
-                    m
-                } else {
-                    "a field has the wrong type".into()
-                }
-            }
-            Category::Io => "could not read the body".into(),
-        };
-        ApiError::new(ErrorCode::InvalidRequest, message).with_hint(SHAPE)
-    })
 }
 
 pub async fn create(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
+    q: TeamParam,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let b: NewSecret = parse_body(&headers, body)?;
-    let info =
-        blocking(move || Ok(app.secrets.create(&who, &b.name, b.value, b.description)?)).await?;
+    let info = blocking(move || {
+        let team = team_owner(&app, &who, q, true)?;
+        Ok(app
+            .secrets
+            .create_in(&who, team.as_ref(), &b.name, b.value, b.description)?)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(views::secret(&info))))
 }
 
 pub async fn list(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
+    q: TeamParam,
 ) -> Result<Json<Value>, ApiError> {
-    let all = blocking(move || Ok(app.secrets.list(&who)?)).await?;
+    let all = blocking(move || {
+        let team = team_owner(&app, &who, q, false)?;
+        Ok(app.secrets.list_in(&who, team.as_ref())?)
+    })
+    .await?;
     Ok(Json(
         json!({ "secrets": all.iter().map(views::secret).collect::<Vec<_>>() }),
     ))
@@ -108,9 +107,14 @@ pub async fn get(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     name: Result<Path<String>, PathRejection>,
+    q: TeamParam,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = name.map_err(from_path_rejection)?;
-    let info = blocking(move || Ok(app.secrets.get(&who, &name)?)).await?;
+    let info = blocking(move || {
+        let team = team_owner(&app, &who, q, false)?;
+        Ok(app.secrets.get_in(&who, team.as_ref(), &name)?)
+    })
+    .await?;
     Ok(Json(views::secret(&info)))
 }
 
@@ -118,13 +122,19 @@ pub async fn update(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     name: Result<Path<String>, PathRejection>,
+    q: TeamParam,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(name) = name.map_err(from_path_rejection)?;
     let b: UpdateSecret = parse_body(&headers, body)?;
-    let info =
-        blocking(move || Ok(app.secrets.update(&who, &name, b.value, b.description)?)).await?;
+    let info = blocking(move || {
+        let team = team_owner(&app, &who, q, true)?;
+        Ok(app
+            .secrets
+            .update_in(&who, team.as_ref(), &name, b.value, b.description)?)
+    })
+    .await?;
     Ok(Json(views::secret(&info)))
 }
 
@@ -132,8 +142,13 @@ pub async fn delete(
     State(app): State<Arc<App>>,
     Caller(who): Caller,
     name: Result<Path<String>, PathRejection>,
+    q: TeamParam,
 ) -> Result<StatusCode, ApiError> {
     let Path(name) = name.map_err(from_path_rejection)?;
-    blocking(move || Ok(app.secrets.delete(&who, &name)?)).await?;
+    blocking(move || {
+        let team = team_owner(&app, &who, q, true)?;
+        Ok(app.secrets.delete_in(&who, team.as_ref(), &name)?)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::ambient::rfc3339;
 use crate::registry::{PackageInfo, VersionInfo};
 use crate::scan::Report;
-use crate::store::{ApiKeyRecord, UserRecord};
+use crate::store::{ApiKeyRecord, TeamRecord, TeamRole, UserRecord};
 use crate::vault::SecretInfo;
 
 pub fn version(v: &VersionInfo) -> Value {
@@ -64,26 +64,59 @@ pub fn package_detail(p: &PackageInfo) -> Value {
     out
 }
 
+/// A user as admins list them (and the base of `/me`).
 pub fn user(u: &UserRecord, namespaces: &[String]) -> Value {
     json!({
         "id": u.id,
         "username": u.username,
         "role": u.role,
         "disabled": u.disabled,
-        "mustChangePassword": u.must_change_password,
+        "must_change_password": u.must_change_password,
         "namespaces": namespaces,
-        "createdAt": rfc3339(u.created_at),
+        "created_at": rfc3339(u.created_at),
     })
 }
 
+/// `GET /me`: the user, their teams, and the scopes of the credential used.
+pub fn me(
+    u: &UserRecord,
+    namespaces: &[String],
+    teams: &[(String, TeamRole)],
+    scopes: &[&str],
+) -> Value {
+    let mut v = user(u, namespaces);
+    v["teams"] = teams
+        .iter()
+        .map(|(name, role)| json!({"name": name, "role": role.as_str()}))
+        .collect();
+    v["scopes"] = json!(scopes);
+    v
+}
+
+/// A key's metadata (the token itself appears once, in the create response).
 pub fn api_key(k: &ApiKeyRecord) -> Value {
+    let scopes = match &k.scopes {
+        Some(s) => json!(s),
+        None => json!(crate::auth::Scopes::all().names()),
+    };
     json!({
         "id": k.id,
         "name": k.name,
         "prefix": k.prefix,
-        "user": k.user,
-        "createdAt": rfc3339(k.created_at),
-        "revokedAt": k.revoked_at.map(rfc3339),
+        "scopes": scopes,
+        "created_at": rfc3339(k.created_at),
+        "last_used_at": k.last_used_at.map(rfc3339),
+        "expires_at": k.expires_at.map(rfc3339),
+        "active": k.revoked_at.is_none(),
+    })
+}
+
+pub fn team(t: &TeamRecord) -> Value {
+    json!({
+        "name": t.name,
+        "members": t.members.iter().map(|m| json!({"username": m.username, "role": m.role.as_str()})).collect::<Vec<_>>(),
+        "namespaces": [t.name],
+        "created_at": rfc3339(t.created_at),
     })
 }
 

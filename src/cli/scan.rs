@@ -84,8 +84,8 @@ fn scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         let store = open_store(&config, true)?.context("no data dir to rescan")?;
         let stats = rescan_store(&store, &Ambient::default(), args.force)?;
         println!(
-            "rescanned {} of {} version(s) with rule set {}",
-            stats.rescanned, stats.versions, stats.ruleset_version
+            "rescanned {} of {} version(s) and {} deployment(s) with rule set {}",
+            stats.rescanned, stats.versions, stats.deployments, stats.ruleset_version
         );
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,6 +6,8 @@
 //! gateway URL touches no redb transaction. Deployments survive a Sigil restart: they are
 //! loaded at start and their instances start on the first request.
 
+pub mod gate;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,16 +19,19 @@ use crate::auth::Principal;
 use crate::error::{Coded, ErrorCode};
 use crate::registry::{Registry, RegistryError};
 use crate::runtime::{DeploymentSpec, Runtime, RuntimeError, RuntimeEvent, secret_requirements};
+use crate::scan::policy::{AcceptRisk, MAX_REASON, Policy};
 use crate::store::{
-    DeploymentEventRecord, DeploymentRecord, DeploymentStatus, Reader, Store, StoreError,
-    VersionRecord, VersionStatus, deployment_event_key, deployment_events_prefix, version_key,
+    DeploymentEventRecord, DeploymentRecord, DeploymentScanRecord, DeploymentStatus, Reader, Store,
+    StoreError, VersionRecord, VersionStatus, deployment_event_key, deployment_events_prefix,
+    version_key,
 };
+use gate::ScanGate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     #[error("deployment {0} not found")]
     NotFound(String),
-    #[error("only the user who deployed it, or an admin, can change deployment {0}")]
+    #[error("only the user who deployed it, its team, or an admin, can change deployment {0}")]
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
@@ -47,6 +52,12 @@ impl Coded for DeployError {
             DeployError::Registry(e) => e.code(),
             DeployError::Runtime(e) => e.code(),
             DeployError::Store(_) => ErrorCode::Internal,
+        }
+    }
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            DeployError::Runtime(e) => e.details(),
+            _ => None,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -73,6 +84,19 @@ pub struct Deployments {
     allow_commands: bool,
     cache: RwLock<HashMap<String, Arc<Deployment>>>,
     seq: AtomicU64,
+    gate: Arc<ScanGate>,
+}
+
+/// The optional parts of a deploy request.
+#[derive(Debug, Clone, Default)]
+pub struct DeployOptions {
+    /// A `[runtime.tiers.NAME]` resource tier: the rlimits of the deployment's processes.
+    pub tier: Option<String>,
+    /// Deploy despite blocking scan findings; the reason goes to the audit log.
+    pub accept_risk: Option<String>,
+    /// The team that owns the deployment (checked by the caller): its members may use
+    /// and manage it.
+    pub team: Option<String>,
 }
 
 impl Deployments {
@@ -84,7 +108,11 @@ impl Deployments {
         events: mpsc::UnboundedReceiver<RuntimeEvent>,
         ambient: Ambient,
         allow_commands: bool,
+        policy: Policy,
     ) -> Result<Arc<Self>, DeployError> {
+        // The deploy-time scan runs between install and first start, inside the runtime.
+        let gate = ScanGate::new(store.clone(), ambient.clone(), policy);
+        runtime.set_install_check(gate.clone());
         let this = Arc::new(Deployments {
             store,
             registry,
@@ -93,6 +121,7 @@ impl Deployments {
             allow_commands,
             cache: RwLock::new(HashMap::new()),
             seq: AtomicU64::new(0),
+            gate,
         });
         let rows = this.store.read(|r| {
             let deps = r.range::<DeploymentRecord>(None, None, usize::MAX)?;
@@ -132,6 +161,7 @@ impl Deployments {
             id: record.id.clone(),
             server,
             config: record.config.clone(),
+            tier: record.tier.clone(),
         };
         self.cache
             .write()
@@ -156,13 +186,21 @@ impl Deployments {
             .cloned()
     }
 
-    /// The package's default deployment: its oldest one that is not deleted.
+    /// The package's default deployment: its oldest one that is neither deleted nor
+    /// blocked by its scan (so accepting the risk in a new deployment takes over the
+    /// package URL).
     pub fn default_for(&self, package: &str) -> Option<Arc<Deployment>> {
         self.cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|d| d.record.package == package && d.record.status != DeploymentStatus::Deleted)
+            .filter(|d| {
+                d.record.package == package
+                    && !matches!(
+                        d.record.status,
+                        DeploymentStatus::Deleted | DeploymentStatus::Blocked
+                    )
+            })
             .min_by(|a, b| {
                 (a.record.created_at, &a.record.id).cmp(&(b.record.created_at, &b.record.id))
             })
@@ -186,14 +224,35 @@ impl Deployments {
     }
 
     /// Deploy `package` at `version` (latest when `None`). Returns at once with status
-    /// `installing`; the install runs in the background.
+    /// `installing`; the install and the deploy-time scan run in the background, and a
+    /// scan the policy refuses ends the deployment `blocked` unless `opts.accept_risk` (the
+    /// owner's reason) lets it through, audited.
     pub async fn create(
         self: &Arc<Self>,
         who: &Principal,
         package: &str,
         version: Option<&str>,
         config: BTreeMap<String, String>,
+        opts: DeployOptions,
     ) -> Result<Arc<Deployment>, DeployError> {
+        let DeployOptions {
+            tier,
+            accept_risk,
+            team,
+        } = opts;
+        if let Some(t) = tier.as_deref().filter(|t| !self.runtime.has_tier(t)) {
+            return Err(DeployError::Invalid(format!(
+                "unknown tier {t:?}: tiers are configured as [runtime.tiers.NAME] in sigil.toml"
+            )));
+        }
+        if let Some(reason) = &accept_risk {
+            let n = reason.trim().chars().count();
+            if n == 0 || n > MAX_REASON {
+                return Err(DeployError::Invalid(format!(
+                    "accept_risk.reason must be 1 to {MAX_REASON} characters: say why the findings are acceptable (it is kept in the audit log)"
+                )));
+            }
+        }
         let info = self
             .registry
             .version(package, version.unwrap_or("latest"))?;
@@ -212,6 +271,7 @@ impl Deployments {
             package: server.name.clone(),
             version: server.version.clone(),
             owner: who.user.clone(),
+            team,
             status: DeploymentStatus::Installing,
             config,
             created_at: now,
@@ -220,6 +280,7 @@ impl Deployments {
             last_error: None,
             last_stderr: Vec::new(),
             deleted_at: None,
+            tier,
         };
         let msg = format!(
             "{} deployed {}@{}",
@@ -236,6 +297,15 @@ impl Deployments {
         .await
         .map_err(|e| StoreError::Db(e.to_string()))??;
         self.put_cache(record.clone(), server);
+        if let Some(reason) = accept_risk {
+            self.gate.accept(
+                &record.id,
+                AcceptRisk {
+                    actor: who.user.clone(),
+                    reason,
+                },
+            );
+        }
         self.spawn_install(record.id.clone());
         let id = record.id;
         self.get(&id).ok_or(DeployError::NotFound(id))
@@ -258,9 +328,15 @@ impl Deployments {
                 }
                 Err(e) => {
                     let reason = e.to_string();
-                    this.update(&id, None, move |r| {
+                    let status = match e {
+                        RuntimeError::Blocked { .. } => DeploymentStatus::Blocked,
+                        _ => DeploymentStatus::Failed,
+                    };
+                    let event = (status == DeploymentStatus::Blocked)
+                        .then(|| ("scan_blocked", reason.clone()));
+                    this.update(&id, event, move |r| {
                         if r.status == DeploymentStatus::Installing {
-                            r.status = DeploymentStatus::Failed;
+                            r.status = status;
                             r.last_error = Some(reason);
                         }
                     })
@@ -326,12 +402,19 @@ impl Deployments {
         )
     }
 
-    fn check_owner(&self, who: &Principal, id: &str) -> Result<Arc<Deployment>, DeployError> {
+    /// `team_member`: the caller belongs to the deployment's team (checked by the caller,
+    /// which knows the accounts), which lets them manage it like its owner.
+    fn check_owner(
+        &self,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<Arc<Deployment>, DeployError> {
         let d = self
             .get(id)
             .filter(|d| d.record.status != DeploymentStatus::Deleted)
             .ok_or_else(|| DeployError::NotFound(id.into()))?;
-        if d.record.owner != who.user && !who.is_admin() {
+        if d.record.owner != who.user && !who.is_admin() && !team_member {
             return Err(DeployError::Forbidden(id.into()));
         }
         Ok(d)
@@ -342,8 +425,9 @@ impl Deployments {
         self: &Arc<Self>,
         who: &Principal,
         id: &str,
+        team_member: bool,
     ) -> Result<Arc<Deployment>, DeployError> {
-        let d = self.check_owner(who, id)?;
+        let d = self.check_owner(who, id, team_member)?;
         self.runtime.restart(id).await;
         let reinstall = d.record.status != DeploymentStatus::Ready;
         self.update(
@@ -365,8 +449,13 @@ impl Deployments {
     }
 
     /// Stop everything; the record and its events stay.
-    pub async fn delete(self: &Arc<Self>, who: &Principal, id: &str) -> Result<(), DeployError> {
-        self.check_owner(who, id)?;
+    pub async fn delete(
+        self: &Arc<Self>,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<(), DeployError> {
+        self.check_owner(who, id, team_member)?;
         self.runtime.stop(id).await;
         let now = self.ambient.now_ms();
         self.update(
@@ -378,6 +467,45 @@ impl Deployments {
             },
         )
         .await?;
+        Ok(())
+    }
+
+    /// The deploy-time scan report and decision (`None` before the scan ran, or for
+    /// deployments that install nothing locally).
+    pub fn scan(&self, id: &str) -> Result<Option<DeploymentScanRecord>, DeployError> {
+        if self.get(id).is_none() {
+            return Err(DeployError::NotFound(id.into()));
+        }
+        Ok(self
+            .store
+            .read(|r| r.get::<DeploymentScanRecord>(id.as_bytes()))?)
+    }
+
+    /// Check that `who` may change deployment `id` (its owner, a member of its team as
+    /// checked by the caller, or an admin).
+    pub fn owned(
+        &self,
+        who: &Principal,
+        id: &str,
+        team_member: bool,
+    ) -> Result<Arc<Deployment>, DeployError> {
+        self.check_owner(who, id, team_member)
+    }
+
+    /// Write an event to a deployment's history (approvals, tool changes).
+    pub async fn add_event(
+        self: &Arc<Self>,
+        id: &str,
+        kind: &'static str,
+        message: String,
+    ) -> Result<(), DeployError> {
+        let this = self.clone();
+        let id = id.to_string();
+        tokio::task::spawn_blocking(move || {
+            this.store.write(|w| this.put_event(w, &id, kind, message))
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
         Ok(())
     }
 

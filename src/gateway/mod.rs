@@ -13,6 +13,7 @@
 
 mod jsonrpc;
 pub mod meter;
+pub mod pins;
 mod remote;
 mod session;
 mod upstream;
@@ -35,7 +36,7 @@ use crate::vault::{Purpose, SecretSource, SecretValue, Secrets, SecretsError};
 
 pub use meter::{Meter, usage_of};
 pub use remote::HttpReply;
-pub use session::{Link, Session};
+pub use session::{Link, Session, SseEvent};
 pub use upstream::{Outbound, Upstream};
 
 /// Protocol revisions the gateway speaks, newest first. 2026-07-28 (stateless) is not
@@ -112,6 +113,7 @@ impl Coded for GatewayError {
             GatewayError::InvalidSecret { name, expected } => {
                 Some(json!({"invalid": [{"name": name, "expected": expected}]}))
             }
+            GatewayError::Runtime(e) => e.details(),
             _ => None,
         }
     }
@@ -163,10 +165,60 @@ pub struct RequestStream {
     metered: Metered,
     done: bool,
     _busy: Busy,
+    /// For event ids and `Last-Event-ID` replay.
+    session: Arc<Session>,
+    list_hook: Option<ListHook>,
+}
+
+/// A `tools/list` response passes the rug-pull pins on its way out.
+struct ListHook {
+    pins: Arc<pins::Pins>,
+    deployment: String,
+    /// The request asked for the first page.
+    complete: bool,
+}
+
+impl ListHook {
+    async fn apply(&self, bytes: Vec<u8>) -> Vec<u8> {
+        self.pins
+            .on_list(&self.deployment, self.complete, bytes)
+            .await
+    }
 }
 
 impl RequestStream {
     /// The next message to send; `None` once the response has been sent.
+    /// The stream as SSE events with ids (after a priming event for 2025-11-25 sessions),
+    /// each kept in the session for `Last-Event-ID` replay. A task drains it, so a client
+    /// that disconnects does not cancel the request (the spec's rule): the response still
+    /// lands in the replay buffer for a resuming GET.
+    pub fn events(mut self) -> mpsc::UnboundedReceiver<SseEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = self.session.clone();
+        let stream = session.open_post_stream();
+        if session.primes() {
+            let _ = tx.send(SseEvent {
+                id: Some(format!("{stream}-0")),
+                data: Arc::from(&b""[..]),
+                retry_ms: Some(session::RETRY_MS),
+            });
+        }
+        tokio::spawn(async move {
+            let mut seq = 0;
+            while let Some(msg) = self.next().await {
+                seq += 1;
+                let data: Arc<[u8]> = msg.into();
+                session.log_event(stream, seq, data.clone(), self.done);
+                let _ = tx.send(SseEvent {
+                    id: Some(format!("{stream}-{seq}")),
+                    data,
+                    retry_ms: None,
+                });
+            }
+        });
+        rx
+    }
+
     pub async fn next(&mut self) -> Option<Vec<u8>> {
         if self.done {
             return None;
@@ -183,6 +235,10 @@ impl RequestStream {
                 Some(m)
             }
             Some(Outbound::Final(m)) => {
+                let m = match &self.list_hook {
+                    Some(h) => h.apply(m).await,
+                    None => m,
+                };
                 self.done = true;
                 self.metered.finish(&m);
                 self.cancel = None;
@@ -278,9 +334,20 @@ pub struct Gateway {
     http: reqwest::Client,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Rug-pull pins (set once at wiring; see [`pins`]).
+    pins: std::sync::OnceLock<Arc<pins::Pins>>,
 }
 
 impl Gateway {
+    /// Install the rug-pull pins (once, at wiring).
+    pub fn set_pins(&self, p: Arc<pins::Pins>) {
+        let _ = self.pins.set(p);
+    }
+
+    pub fn pins(&self) -> Option<&Arc<pins::Pins>> {
+        self.pins.get()
+    }
+
     pub fn start(
         deployments: Arc<Deployments>,
         secrets: Arc<Secrets>,
@@ -306,6 +373,7 @@ impl Gateway {
             http,
             stop: watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
+            pins: std::sync::OnceLock::new(),
         });
         let me = gw.clone();
         let t = tokio::spawn(async move { me.background().await });
@@ -516,6 +584,23 @@ impl Gateway {
                     .map(str::to_owned)
             })
             .flatten();
+        // Rug-pull pins: refuse calls of unapproved tools; look at every tools/list result.
+        let pins = self.pins.get().cloned();
+        if let (Some(p), Some(name)) = (&pins, &tool) {
+            if let Some(body) =
+                p.refuse_call(&d.record.id, name, msg.get("id").unwrap_or(&Value::Null))
+            {
+                return Ok(Reply::Json {
+                    body,
+                    session: None,
+                });
+            }
+        }
+        let list_hook = pins.filter(|_| method == "tools/list").map(|p| ListHook {
+            pins: p,
+            deployment: d.record.id.clone(),
+            complete: msg.pointer("/params/cursor").is_none(),
+        });
         let mut metered = Metered {
             meter: self.meter.clone(),
             user: who.user.clone(),
@@ -546,6 +631,10 @@ impl Gateway {
         let first = tokio::time::timeout_at(deadline, rx.recv()).await;
         match first {
             Ok(Some(Outbound::Final(bytes))) => {
+                let bytes = match &list_hook {
+                    Some(h) => h.apply(bytes).await,
+                    None => bytes,
+                };
                 metered.finish(&bytes);
                 Ok(Reply::Json {
                     body: bytes,
@@ -560,6 +649,8 @@ impl Gateway {
                 metered,
                 done: false,
                 _busy: busy,
+                session: session.clone(),
+                list_hook,
             }))),
             Err(_) => {
                 up.cancel(gw, "timed out in the gateway").await;
@@ -587,11 +678,21 @@ impl Gateway {
         let secrets = self.secrets.clone();
         let who = who.clone();
         let dep = d.record.id.clone();
+        let team = d.record.team.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let have: Vec<String> = secrets.list(&who)?.into_iter().map(|s| s.name).collect();
+            // A team deployment: the caller's own secret wins, the team's fills the gaps.
+            let team_owner = match &team {
+                Some(t) => secrets.team_owner(t)?,
+                None => None,
+            };
+            let team_have = match &team_owner {
+                Some(o) => secrets.names_of(o)?,
+                None => Vec::new(),
+            };
             let missing: Vec<Requirement> = reqs
                 .iter()
-                .filter(|r| r.required && !have.contains(&r.name))
+                .filter(|r| r.required && !have.contains(&r.name) && !team_have.contains(&r.name))
                 .cloned()
                 .collect();
             if !missing.is_empty() {
@@ -602,16 +703,21 @@ impl Gateway {
                 .filter(|r| have.contains(&r.name))
                 .map(|r| r.name.clone())
                 .collect();
+            let from_team: Vec<String> = reqs
+                .iter()
+                .filter(|r| !have.contains(&r.name) && team_have.contains(&r.name))
+                .map(|r| r.name.clone())
+                .collect();
             let owner = secrets.owner_of(&who)?;
-            let values = secrets.open_for(
-                &owner,
-                &names,
-                &Purpose {
-                    actor: "gateway".into(),
-                    reason: format!("MCP session for {}", who.user),
-                    deployment: Some(dep),
-                },
-            )?;
+            let purpose = Purpose {
+                actor: "gateway".into(),
+                reason: format!("MCP session for {}", who.user),
+                deployment: Some(dep),
+            };
+            let mut values = secrets.open_for(&owner, &names, &purpose)?;
+            if let (Some(o), false) = (&team_owner, from_team.is_empty()) {
+                values.extend(secrets.open_for(o, &from_team, &purpose)?);
+            }
             for (name, value) in &values {
                 let format = reqs
                     .iter()
@@ -648,6 +754,18 @@ impl Gateway {
                     "deployment {} was deleted",
                     d.record.id
                 )));
+            }
+            DeploymentStatus::Blocked => {
+                let id = &d.record.id;
+                return Err(GatewayError::Runtime(RuntimeError::Blocked {
+                    message: d
+                        .record
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| format!("deployment {id} is blocked by its deploy-time scan")),
+                    details: json!({"deployment": id, "report": format!("/api/v1/deployments/{id}/scan")}),
+                    hint: "the owner can deploy again with {\"accept_risk\": {\"reason\": \"why\"}}; the report lists the findings".into(),
+                }));
             }
             DeploymentStatus::Installing | DeploymentStatus::Ready => {}
         }
@@ -808,7 +926,16 @@ impl Gateway {
                 .await
                 .map(GetReply::Http);
         }
-        match session.open_standalone() {
+        let resume = match last_event_id {
+            None => None,
+            Some(id) => Some(session::parse_event_id(id).ok_or_else(|| {
+                GatewayError::protocol(400, -32000, "Bad Request: malformed Last-Event-ID")
+            })?),
+        };
+        if let Some((stream, seq)) = resume.filter(|(stream, _)| *stream > 0) {
+            return self.resume_post_stream(session, stream, seq);
+        }
+        match session.open_standalone(resume.map(|(_, seq)| seq)) {
             Some(rx) => Ok(GetReply::Stream(rx)),
             None => Err(GatewayError::protocol(
                 409,
@@ -816,6 +943,57 @@ impl Gateway {
                 "Conflict: only one standalone SSE stream is allowed per session",
             )),
         }
+    }
+
+    /// `Last-Event-ID` of a POST stream: its kept messages after `seq`, then the rest as
+    /// they arrive, until its response (or the request timeout).
+    fn resume_post_stream(
+        &self,
+        session: Arc<Session>,
+        stream: u64,
+        seq: u64,
+    ) -> Result<GetReply, GatewayError> {
+        if session.replay_after(stream, seq).is_none() {
+            return Err(GatewayError::protocol(
+                400,
+                -32000,
+                "Bad Request: Last-Event-ID names no stream of this session",
+            ));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let until =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.request_timeout_secs.max(1));
+        tokio::spawn(async move {
+            let mut after = seq;
+            loop {
+                let changed = session.replayed();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                let Some((events, finished)) = session.replay_after(stream, after) else {
+                    return;
+                };
+                for (n, data) in events {
+                    after = n;
+                    let ev = SseEvent {
+                        id: Some(format!("{stream}-{n}")),
+                        data,
+                        retry_ms: None,
+                    };
+                    if tx.send(ev).is_err() {
+                        return;
+                    }
+                }
+                if finished || session.is_closed() {
+                    return;
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep_until(until) => return,
+                }
+            }
+        });
+        Ok(GetReply::Stream(rx))
     }
 
     /// End a session.
@@ -847,7 +1025,7 @@ impl Gateway {
 }
 
 pub enum GetReply {
-    Stream(mpsc::UnboundedReceiver<Vec<u8>>),
+    Stream(mpsc::UnboundedReceiver<SseEvent>),
     Http(HttpReply),
 }
 

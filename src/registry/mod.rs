@@ -538,13 +538,34 @@ impl Registry {
             .index
             .search(&q)
             .map_err(|e| RegistryError::Search(e.to_string()))?;
-        let mut items = Vec::with_capacity(page.hits.len());
-        for hit in page.hits {
-            // The index can briefly lag a status change; skip what the store no longer has.
-            if let Ok(info) = self.package(&hit.name) {
-                items.push((info, hit.score));
+        // One snapshot for the whole page: a read transaction per hit was most of a
+        // search's cost at 100k packages.
+        let items = self.store.read(|r| {
+            let mut items = Vec::with_capacity(page.hits.len());
+            for hit in &page.hits {
+                // The index can briefly lag a status change; skip what the store no longer has.
+                let Some(pkg) = r.get::<PackageRecord>(hit.name.as_bytes())? else {
+                    continue;
+                };
+                let Some(latest) = pkg.latest.as_deref() else {
+                    continue;
+                };
+                if let Some(record) = r.get::<VersionRecord>(&version_key(&pkg.name, latest))? {
+                    let latest = VersionInfo {
+                        record,
+                        is_latest: true,
+                    };
+                    items.push((
+                        PackageInfo {
+                            package: pkg,
+                            latest,
+                        },
+                        hit.score,
+                    ));
+                }
             }
-        }
+            Ok::<_, StoreError>(items)
+        })?;
         let seen = q.offset as u64 + q.limit as u64;
         let next_cursor = (seen < page.total).then(|| encode_cursor(&seen.to_string()));
         Ok(SearchResult {
@@ -553,6 +574,16 @@ impl Registry {
             facets: page.facets,
             next_cursor,
         })
+    }
+
+    /// The index half of [`Registry::search`] alone (no catch-up wait, no hydration), so the
+    /// registry bench can report what hydration adds, measured interleaved in one run.
+    pub fn search_index_only(&self, q: &SearchQuery) -> Result<usize, RegistryError> {
+        let page = self
+            .index
+            .search(q)
+            .map_err(|e| RegistryError::Search(e.to_string()))?;
+        Ok(page.hits.len())
     }
 
     /// Queue a committed transaction's index changes. Call it while holding

@@ -15,8 +15,8 @@ use super::instance::{Instance, InstanceKey, Launch, Rlimits, Timing, now_ms};
 use super::logs::LogBuffer;
 use super::netguard::NetGuard;
 use super::{
-    BoxFuture, DeploymentSpec, Endpoint, InstanceStatus, Requirement, Runtime, RuntimeError,
-    RuntimeEvent, State,
+    BoxFuture, DeploymentSpec, Endpoint, InstallCheck, InstanceStatus, Requirement, Runtime,
+    RuntimeError, RuntimeEvent, State,
 };
 use crate::config::RuntimeConfig;
 use crate::registry::manifest::{Argument, KeyValueInput, Package, ServerVersion};
@@ -135,6 +135,8 @@ struct Prepared {
     port: Option<u16>,
     /// Non-secret environment (config values).
     config_env: Vec<(String, String)>,
+    /// The install directory, for the install check.
+    installed: Option<PathBuf>,
 }
 
 struct DeploymentRt {
@@ -153,9 +155,28 @@ pub struct LocalRuntime {
     events: mpsc::UnboundedSender<RuntimeEvent>,
     deployments: Mutex<HashMap<String, Arc<DeploymentRt>>>,
     installs: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    check: std::sync::OnceLock<Arc<dyn InstallCheck>>,
 }
 
 impl LocalRuntime {
+    /// The rlimits of a deployment's processes: its tier's, each missing one from the
+    /// runtime-wide `limit_*` (an unknown tier, e.g. removed from the config since the
+    /// deploy, gets the runtime-wide limits).
+    fn rlimits(&self, tier: Option<&str>) -> Rlimits {
+        let t = tier
+            .and_then(|t| self.cfg.tiers.get(t))
+            .cloned()
+            .unwrap_or_default();
+        Rlimits {
+            memory_bytes: t
+                .memory_mb
+                .unwrap_or(self.cfg.limit_memory_mb)
+                .saturating_mul(1024 * 1024),
+            open_files: t.open_files.unwrap_or(self.cfg.limit_open_files),
+            processes: t.processes.unwrap_or(self.cfg.limit_processes),
+        }
+    }
+
     /// The runtime and the channel its lifecycle events arrive on.
     pub fn new(
         cfg: RuntimeConfig,
@@ -191,6 +212,7 @@ impl LocalRuntime {
                 events: tx,
                 deployments: Mutex::new(HashMap::new()),
                 installs: Mutex::new(HashMap::new()),
+                check: std::sync::OnceLock::new(),
             }),
             rx,
         ))
@@ -260,9 +282,15 @@ impl LocalRuntime {
                 cwd: cwd.as_ref().map(PathBuf::from),
                 port: *port,
                 config_env: Vec::new(),
+                installed: None,
             },
             _ => return Err(RuntimeError::Invalid("inconsistent plan".into())),
         };
+        // Between install and first start: nothing is cached (so nothing can start) until
+        // the check passes, and a refusal is asked again on the next attempt.
+        if let (Some(dir), Some(check)) = (&prepared.installed, self.check.get()) {
+            check.check(spec, dir).await?;
+        }
         let prepared = Prepared {
             config_env,
             ..prepared
@@ -298,7 +326,7 @@ impl LocalRuntime {
             let spec_arg = format!("{}@{}", p.identifier, version);
             let mut args: Vec<String> = [
                 "install",
-                "--ignore-scripts",
+                scripts_flag(&self.cfg, &p.identifier),
                 "--no-audit",
                 "--no-fund",
                 "--omit=dev",
@@ -336,6 +364,7 @@ impl LocalRuntime {
             cwd: None,
             port: http_port(p),
             config_env: Vec::new(),
+            installed: Some(dir),
         })
     }
 
@@ -404,6 +433,7 @@ impl LocalRuntime {
             cwd: None,
             port: http_port(p),
             config_env: Vec::new(),
+            installed: Some(dir),
         })
     }
 
@@ -596,6 +626,16 @@ impl LocalRuntime {
 const MARKER: &str = ".sigil-installed";
 
 /// A path segment from a name: `@scope/pkg` → `@scope+pkg`; nothing that climbs out.
+/// npm install scripts run only for packages the admin listed in
+/// `runtime.npm_allow_scripts`; everything else installs with `--ignore-scripts`.
+fn scripts_flag(cfg: &RuntimeConfig, identifier: &str) -> &'static str {
+    if cfg.npm_allow_scripts.iter().any(|p| p == identifier) {
+        "--foreground-scripts"
+    } else {
+        "--ignore-scripts"
+    }
+}
+
 fn dir_name(s: &str) -> String {
     let cleaned: String = s
         .chars()
@@ -800,11 +840,7 @@ impl Runtime for LocalRuntime {
                 env,
                 secrets,
                 http_port,
-                rlimits: Rlimits {
-                    memory_bytes: self.cfg.limit_memory_mb.saturating_mul(1024 * 1024),
-                    open_files: self.cfg.limit_open_files,
-                    processes: self.cfg.limit_processes,
-                },
+                rlimits: self.rlimits(spec.tier.as_deref()),
             };
             let inst = Instance::new(
                 key,
@@ -847,6 +883,10 @@ impl Runtime for LocalRuntime {
         })
     }
 
+    fn has_tier(&self, tier: &str) -> bool {
+        self.cfg.tiers.contains_key(tier)
+    }
+
     fn status(&self, deployment: &str) -> Vec<InstanceStatus> {
         let rt = self.rt(deployment);
         let map = rt.instances.lock().unwrap_or_else(|p| p.into_inner());
@@ -869,6 +909,10 @@ impl Runtime for LocalRuntime {
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
+    }
+
+    fn set_install_check(&self, check: Arc<dyn InstallCheck>) {
+        let _ = self.check.set(check);
     }
 
     fn logs(&self, deployment: &str) -> Arc<LogBuffer> {
@@ -988,6 +1032,18 @@ mod tests {
         let bad: std::collections::BTreeMap<_, _> =
             [("API_KEY".to_string(), "x".to_string())].into();
         assert!(config_env(&s.packages[0].environment_variables, &bad).is_err());
+    }
+
+    #[test]
+    fn npm_scripts_run_only_for_allowed_packages() {
+        let mut cfg = RuntimeConfig::default();
+        assert_eq!(scripts_flag(&cfg, "@acme/weather-mcp"), "--ignore-scripts");
+        cfg.npm_allow_scripts = vec!["@acme/weather-mcp".into()];
+        assert_eq!(
+            scripts_flag(&cfg, "@acme/weather-mcp"),
+            "--foreground-scripts"
+        );
+        assert_eq!(scripts_flag(&cfg, "@acme/weather"), "--ignore-scripts");
     }
 
     #[test]

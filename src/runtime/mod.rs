@@ -35,6 +35,9 @@ pub struct DeploymentSpec {
     pub server: Arc<ServerVersion>,
     /// Non-secret settings given at deploy time.
     pub config: BTreeMap<String, String>,
+    /// The resource tier (`[runtime.tiers.NAME]`) its processes run in; `None`: the
+    /// runtime-wide limits.
+    pub tier: Option<String>,
 }
 
 /// A secret (or setting) the server declares, as the gateway checks it against the vault.
@@ -105,6 +108,14 @@ pub enum RuntimeError {
     Refused(String),
     #[error("runtime I/O error: {0}")]
     Io(String),
+    /// The install check (deploy-time scan and policy) refused the installed package.
+    #[error("{message}")]
+    Blocked {
+        message: String,
+        /// Safe to show the caller: the blocking findings (evidence already redacted).
+        details: serde_json::Value,
+        hint: String,
+    },
 }
 
 impl Coded for RuntimeError {
@@ -119,6 +130,13 @@ impl Coded for RuntimeError {
             | RuntimeError::NotRunning
             | RuntimeError::Retired => ErrorCode::ConnectionFailed,
             RuntimeError::Io(_) => ErrorCode::Internal,
+            RuntimeError::Blocked { .. } => ErrorCode::ScanBlocked,
+        }
+    }
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            RuntimeError::Blocked { details, .. } => Some(details.clone()),
+            _ => None,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -133,9 +151,21 @@ impl Coded for RuntimeError {
             RuntimeError::Refused(_) => Some(
                 "an admin can allow the address with runtime.allow_private_upstreams".into(),
             ),
+            RuntimeError::Blocked { hint, .. } => Some(hint.clone()),
             _ => None,
         }
     }
+}
+
+/// Consulted after a package is installed and before anything from it runs: the
+/// deploy-time scan and policy. An error stops the deployment; no process starts, and the
+/// next attempt to start one asks again.
+pub trait InstallCheck: Send + Sync {
+    fn check<'a>(
+        &'a self,
+        spec: &'a DeploymentSpec,
+        installed: &'a std::path::Path,
+    ) -> BoxFuture<'a, Result<(), RuntimeError>>;
 }
 
 /// Where and how MCP servers run. The local runtime is the default; others (Cloud Run)
@@ -155,7 +185,15 @@ pub trait Runtime: Send + Sync {
     /// Stop every instance, clear a failed state; the next request starts afresh.
     fn restart<'a>(&'a self, deployment: &'a str) -> BoxFuture<'a, ()>;
     fn status(&self, deployment: &str) -> Vec<InstanceStatus>;
+    /// Whether `tier` names a configured resource tier (checked before a deploy is
+    /// recorded).
+    fn has_tier(&self, _tier: &str) -> bool {
+        false
+    }
     fn logs(&self, deployment: &str) -> Arc<LogBuffer>;
     /// Stop everything (Sigil is exiting).
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    /// Install the check that runs between install and first start (set once, at wiring).
+    /// Runtimes that install nothing locally ignore it.
+    fn set_install_check(&self, _check: std::sync::Arc<dyn InstallCheck>) {}
 }

@@ -7,7 +7,8 @@
 //!
 //! The rule functions are pure (a manifest, a tool list, a directory in; findings out).
 //! [`Scans`] is the store-backed service: the reports stored at publish, rescans when the
-//! rules change, and the scan of an installed package that the deploy path will call.
+//! rules change, and the scan of an installed package that the deploy path calls
+//! (`deployments::gate`, between install and first start).
 
 pub mod advisories;
 pub mod contents;
@@ -30,7 +31,8 @@ use crate::ambient::Ambient;
 use crate::auth::Principal;
 use crate::error::{Coded, ErrorCode};
 use crate::store::{
-    PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord, version_key,
+    DeploymentScanRecord, PackageRecord, Reader, ScanReportRecord, Store, StoreError,
+    VersionRecord, version_key,
 };
 
 /// Bump whenever a rule is added, removed or changes what it finds: stored reports with an
@@ -77,6 +79,9 @@ pub struct RescanStats {
     pub versions: usize,
     /// Reports written (missing, stale, or every one when forced).
     pub rescanned: usize,
+    /// Deploy-time reports refreshed (stale, or every one when forced; deployments whose
+    /// install directory is gone are skipped).
+    pub deployments: usize,
     pub ruleset_version: u32,
 }
 
@@ -130,13 +135,43 @@ impl Scans {
     /// The deploy-time scan of an installed package directory: contents plus dependencies
     /// matched against the imported advisories. Blocking I/O; run it off the async threads.
     pub fn scan_installed(&self, dir: &Path, target: &str) -> Result<Report, ScanError> {
-        let mut findings = contents::scan_dir(dir, &contents::ContentsOptions::default()).findings;
-        let deps = advisories::discover(dir);
-        let matches =
-            advisories::match_dependencies(&deps, &advisories::StoredAdvisories(&self.store))?;
-        findings.extend(advisories::findings(&matches));
-        Ok(Report::new(target, self.ambient.now_ms(), findings))
+        scan_installed_in(&self.store, &self.ambient, dir, target)
     }
+}
+
+fn scan_installed_in(
+    store: &Store,
+    ambient: &Ambient,
+    dir: &Path,
+    target: &str,
+) -> Result<Report, ScanError> {
+    let mut findings = contents::scan_dir(dir, &contents::ContentsOptions::default()).findings;
+    let deps = advisories::discover(dir);
+    let matches = advisories::match_dependencies(&deps, &advisories::StoredAdvisories(store))?;
+    findings.extend(advisories::findings(&matches));
+    Ok(Report::new(target, ambient.now_ms(), findings))
+}
+
+/// Re-run the deploy-time scan of every deployment whose report is from another rule set
+/// (every one when `force`) and whose install directory is still there. The report is
+/// refreshed; the decision made at deploy time stands (a running deployment is not
+/// stopped by a rescan).
+fn rescan_deployments(store: &Store, ambient: &Ambient, force: bool) -> Result<usize, ScanError> {
+    let rows = store.read(|r| r.range::<DeploymentScanRecord>(None, None, usize::MAX))?;
+    let mut done = 0;
+    for (key, mut rec) in rows {
+        let stale = rec.report.ruleset_version != RULESET_VERSION;
+        let Some(dir) = rec.installed.clone().filter(|d| Path::new(d).is_dir()) else {
+            continue;
+        };
+        if !(force || stale) {
+            continue;
+        }
+        rec.report = scan_installed_in(store, ambient, Path::new(&dir), &rec.report.target)?;
+        store.write(|w| w.put(&key, &rec))?;
+        done += 1;
+    }
+    Ok(done)
 }
 
 /// The rescan itself, also used by `sigil scan --rescan-all` on a stopped server's data.
@@ -195,6 +230,7 @@ pub fn rescan_store(
         }
         start = next;
     }
+    stats.deployments = rescan_deployments(store, ambient, force)?;
     Ok(stats)
 }
 

@@ -11,7 +11,7 @@ use crate::ambient::Ambient;
 use crate::error::{Coded, ErrorCode};
 use crate::store::{AuditAction, AuditRecord, StoreError, WriteTx, audit_key};
 
-/// Per-install policy (the deploy branch reads it from config).
+/// Per-install policy (`[scan] block_at` in sigil.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {

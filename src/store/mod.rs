@@ -123,6 +123,10 @@ fn decode<R: Record>(bytes: &[u8]) -> Result<R, StoreError> {
 
 pub struct Store {
     db: Database,
+    /// The last committed generation, kept beside the file so the hot read path (every
+    /// search asks it) needs no transaction. Only commits advance it, and `fetch_max`
+    /// keeps two commits finishing in either order from moving it backwards.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -130,8 +134,15 @@ impl Store {
     /// older one forward in a single transaction.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path)?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            generation: std::sync::atomic::AtomicU64::new(0),
+        };
         store.migrate()?;
+        let committed = store.read(|r| r.generation())?;
+        store
+            .generation
+            .store(committed, std::sync::atomic::Ordering::Release);
         Ok(store)
     }
 
@@ -178,20 +189,26 @@ impl Store {
         let tx = self.db.begin_write().map_err(StoreError::from)?;
         let mut w = WriteTx { tx, bumped: false };
         let out = f(&mut w)?;
+        let mut advanced = None;
         if w.bumped {
             let generation = w.generation()? + 1;
             let mut meta = w.tx.open_table(META).map_err(StoreError::from)?;
             meta.insert(META_GENERATION, generation.to_be_bytes().as_slice())
                 .map_err(StoreError::from)?;
+            advanced = Some(generation);
         }
         w.tx.commit().map_err(StoreError::from)?;
+        if let Some(g) = advanced {
+            self.generation
+                .fetch_max(g, std::sync::atomic::Ordering::AcqRel);
+        }
         Ok(out)
     }
 
     /// The counter of commits that changed searchable data (the search index records the
     /// one it has seen, so a mismatch at start means "rebuild").
     pub fn generation(&self) -> Result<u64, StoreError> {
-        self.read(|r| r.generation())
+        Ok(self.generation.load(std::sync::atomic::Ordering::Acquire))
     }
 
     pub fn schema_version(&self) -> Result<u32, StoreError> {

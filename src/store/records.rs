@@ -28,6 +28,10 @@ pub(super) const ALL_TABLES: &[&str] = &[
     "scan_reports",
     "advisories",
     "advisory_packages",
+    "deployment_scans",
+    "tool_pins",
+    "sessions",
+    "teams",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,8 +68,18 @@ pub struct ApiKeyRecord {
     /// The first characters of the token, shown in listings so people can tell keys apart.
     pub prefix: String,
     pub created_at: i64,
+    /// Set while the key is deactivated (it can be reactivated; deleting removes the row).
     #[serde(default)]
     pub revoked_at: Option<i64>,
+    /// Scope names (`read`, `publish`, `deploy`, `use`, `secrets`, `admin`). `None`: a key
+    /// made before scopes existed, which holds them all.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Flushed from memory at most once a minute per key (see `auth::Accounts::flush_last_used`).
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
 }
 impl Record for ApiKeyRecord {
     const TABLE: Table<Self> = Table::new("api_keys");
@@ -371,6 +385,9 @@ pub enum DeploymentStatus {
     Failed,
     /// Stopped for good by its owner; kept for its history.
     Deleted,
+    /// The deploy-time scan found findings at or above the policy's threshold and the
+    /// owner did not accept the risk: nothing runs.
+    Blocked,
 }
 
 impl DeploymentStatus {
@@ -380,6 +397,7 @@ impl DeploymentStatus {
             DeploymentStatus::Ready => "ready",
             DeploymentStatus::Failed => "failed",
             DeploymentStatus::Deleted => "deleted",
+            DeploymentStatus::Blocked => "blocked",
         }
     }
 }
@@ -392,6 +410,9 @@ pub struct DeploymentRecord {
     pub version: String,
     /// The user who deployed it.
     pub owner: String,
+    /// The team it belongs to, if any: its members may use and manage it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     pub status: DeploymentStatus,
     /// Non-secret settings (`config` in mcp.yaml) given at deploy time; defaults fill the rest.
     #[serde(default)]
@@ -408,6 +429,9 @@ pub struct DeploymentRecord {
     pub last_stderr: Vec<String>,
     #[serde(default)]
     pub deleted_at: Option<i64>,
+    /// The resource tier chosen at deploy time (`[runtime.tiers.NAME]`).
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 impl Record for DeploymentRecord {
     const TABLE: Table<Self> = Table::new("deployments");
@@ -523,4 +547,115 @@ pub fn advisory_packages_prefix(ecosystem: &str, package: &str) -> Vec<u8> {
     k.extend_from_slice(package.as_bytes());
     k.push(0);
     k
+}
+
+/// Key: the deployment id. The deploy-time scan of the installed package and what the
+/// policy decided; written (with the audit row of an acceptance) before anything runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeploymentScanRecord {
+    pub deployment: String,
+    pub report: Report,
+    /// `allowed`, `blocked` or `accepted`.
+    pub outcome: String,
+    /// The policy's threshold when it decided (`None`: report only).
+    #[serde(default)]
+    pub block_at: Option<crate::scan::Severity>,
+    /// Who accepted the risk, and why (for `accepted`).
+    #[serde(default)]
+    pub accepted_by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub decided_at: i64,
+    /// The scanned install directory, for rescans when the rules change.
+    #[serde(default)]
+    pub installed: Option<String>,
+}
+impl Record for DeploymentScanRecord {
+    const TABLE: Table<Self> = Table::new("deployment_scans");
+}
+
+/// Key: the deployment id. The rug-pull pins: the tools as first listed through the
+/// gateway (or last approved), and a later listing that differs, waiting for the owner.
+/// Written only when a listing is first seen, changes, or is approved.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ToolPinsRecord {
+    pub deployment: String,
+    pub pinned_at: i64,
+    /// The approved tools, each with its `scan::tools::pin_hash`.
+    pub pinned: Vec<PinnedTool>,
+    /// The differing listing, if any; `None` when the latest listing matches the pins.
+    #[serde(default)]
+    pub pending: Option<PendingTools>,
+    /// `scan::tools::scan_tools` findings on the latest listing.
+    #[serde(default)]
+    pub findings: Vec<crate::scan::Finding>,
+}
+impl Record for ToolPinsRecord {
+    const TABLE: Table<Self> = Table::new("tool_pins");
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedTool {
+    pub hash: String,
+    pub tool: crate::registry::manifest::Tool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingTools {
+    pub seen_at: i64,
+    /// Changed and added tools as last listed (blocked in `block` mode).
+    pub tools: Vec<PinnedTool>,
+    /// Pinned tools missing from the last complete listing.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// Key: SHA-256 of the session id (the cookie value); the id itself is never stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user: String,
+    /// Sent back as `X-CSRF-Token` on cookie-authenticated state changes.
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+impl Record for SessionRecord {
+    const TABLE: Table<Self> = Table::new("sessions");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamRole {
+    Owner,
+    Member,
+}
+
+impl TeamRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamRole::Owner => "owner",
+            TeamRole::Member => "member",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub username: String,
+    pub role: TeamRole,
+}
+
+/// Key: the team name, which is also the namespace the team owns (names share one space
+/// with usernames, so neither can take the other's namespace).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamRecord {
+    /// `team_…`: the owner id of the team's secrets.
+    pub id: String,
+    pub name: String,
+    pub members: Vec<TeamMember>,
+    pub created_at: i64,
+}
+impl Record for TeamRecord {
+    const TABLE: Table<Self> = Table::new("teams");
 }

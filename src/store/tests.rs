@@ -54,6 +54,27 @@ fn generation_advances_only_when_bumped() {
         .unwrap();
     assert_eq!(g, 1);
     assert_eq!(s.generation().unwrap(), 1);
+    // A bumped transaction that fails leaves the generation where it was.
+    let r: Result<u64, StoreError> = s.write(|w| {
+        w.bump_generation()?;
+        Err(StoreError::Db("boom".into()))
+    });
+    assert!(r.is_err());
+    assert_eq!(s.generation().unwrap(), 1);
+}
+
+#[test]
+fn generation_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let s = Store::open(&path).unwrap();
+        for _ in 0..3 {
+            s.write(|w| w.bump_generation()).unwrap();
+        }
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.generation().unwrap(), 3);
 }
 
 #[test]

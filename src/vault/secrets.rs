@@ -16,7 +16,7 @@ pub const MAX_NAME: usize = 128;
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 pub const MAX_DESCRIPTION: usize = 500;
 
-/// Who a secret belongs to: a user id (`usr_…`) today; a team id later.
+/// Who a secret belongs to: a user id (`usr_…`) or a team id (`team_…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OwnerId(pub String);
 
@@ -195,6 +195,22 @@ impl Secrets {
         &self.vault
     }
 
+    /// The owner id of a team's secrets (`None`: no such team).
+    pub fn team_owner(&self, team: &str) -> Result<Option<OwnerId>, SecretsError> {
+        let t = self
+            .store
+            .read(|r| r.get::<crate::store::TeamRecord>(team.as_bytes()))?;
+        Ok(t.map(|t| OwnerId(t.id)))
+    }
+
+    /// Names of the secrets `owner` holds (no values, no audit: nothing is opened).
+    pub fn names_of(&self, owner: &OwnerId) -> Result<Vec<String>, SecretsError> {
+        self.store.read(|r| {
+            let rows = r.scan_prefix::<SecretRecord>(&secrets_prefix(&owner.0))?;
+            Ok(rows.into_iter().map(|(_, rec)| rec.name).collect())
+        })
+    }
+
     /// The owner id of a caller's personal secrets.
     pub fn owner_of(&self, who: &Principal) -> Result<OwnerId, SecretsError> {
         self.store.read(|r| owner_in(r, who))
@@ -207,12 +223,25 @@ impl Secrets {
         value: SecretValue,
         description: Option<String>,
     ) -> Result<SecretInfo, SecretsError> {
+        self.create_in(who, None, name, value, description)
+    }
+
+    /// `team`: the team's owner id (the caller's right to it checked by the caller);
+    /// `None`: the caller's personal secrets. Likewise for the other `*_in` methods.
+    pub fn create_in(
+        &self,
+        who: &Principal,
+        team: Option<&OwnerId>,
+        name: &str,
+        value: SecretValue,
+        description: Option<String>,
+    ) -> Result<SecretInfo, SecretsError> {
         validate_name(name)?;
         validate_value(&value)?;
         let description = clean_description(description)?;
         let now = self.ambient.now_ms();
         let info = self.store.write(|w| {
-            let owner = owner_in(w, who)?;
+            let owner = target(w, who, team)?;
             let key = secret_key(&owner.0, name);
             if w.get::<SecretRecord>(&key)?.is_some() {
                 return Err(SecretsError::Exists(name.into()));
@@ -245,17 +274,34 @@ impl Secrets {
 
     /// The caller's secrets, by name.
     pub fn list(&self, who: &Principal) -> Result<Vec<SecretInfo>, SecretsError> {
+        self.list_in(who, None)
+    }
+
+    pub fn list_in(
+        &self,
+        who: &Principal,
+        team: Option<&OwnerId>,
+    ) -> Result<Vec<SecretInfo>, SecretsError> {
         self.store.read(|r| {
-            let owner = owner_in(r, who)?;
+            let owner = target(r, who, team)?;
             let rows = r.scan_prefix::<SecretRecord>(&secrets_prefix(&owner.0))?;
             Ok(rows.iter().map(|(_, rec)| SecretInfo::from(rec)).collect())
         })
     }
 
     pub fn get(&self, who: &Principal, name: &str) -> Result<SecretInfo, SecretsError> {
+        self.get_in(who, None, name)
+    }
+
+    pub fn get_in(
+        &self,
+        who: &Principal,
+        team: Option<&OwnerId>,
+        name: &str,
+    ) -> Result<SecretInfo, SecretsError> {
         validate_name(name)?;
         self.store.read(|r| {
-            let owner = owner_in(r, who)?;
+            let owner = target(r, who, team)?;
             r.get::<SecretRecord>(&secret_key(&owner.0, name))?
                 .map(|rec| SecretInfo::from(&rec))
                 .ok_or_else(|| SecretsError::NotFound(name.into()))
@@ -271,13 +317,24 @@ impl Secrets {
         value: SecretValue,
         description: Option<String>,
     ) -> Result<SecretInfo, SecretsError> {
+        self.update_in(who, None, name, value, description)
+    }
+
+    pub fn update_in(
+        &self,
+        who: &Principal,
+        team: Option<&OwnerId>,
+        name: &str,
+        value: SecretValue,
+        description: Option<String>,
+    ) -> Result<SecretInfo, SecretsError> {
         validate_name(name)?;
         validate_value(&value)?;
         let keep_description = description.is_none();
         let description = clean_description(description)?;
         let now = self.ambient.now_ms();
         let info = self.store.write(|w| {
-            let owner = owner_in(w, who)?;
+            let owner = target(w, who, team)?;
             let key = secret_key(&owner.0, name);
             let mut rec = w
                 .get::<SecretRecord>(&key)?
@@ -305,9 +362,18 @@ impl Secrets {
     }
 
     pub fn delete(&self, who: &Principal, name: &str) -> Result<(), SecretsError> {
+        self.delete_in(who, None, name)
+    }
+
+    pub fn delete_in(
+        &self,
+        who: &Principal,
+        team: Option<&OwnerId>,
+        name: &str,
+    ) -> Result<(), SecretsError> {
         validate_name(name)?;
         self.store.write(|w| {
-            let owner = owner_in(w, who)?;
+            let owner = target(w, who, team)?;
             if !w.delete::<SecretRecord>(&secret_key(&owner.0, name))? {
                 return Err(SecretsError::NotFound(name.into()));
             }
@@ -460,6 +526,17 @@ impl Secrets {
             w.put(&key, &rec)?;
         }
         Ok(out)
+    }
+}
+
+fn target(
+    r: &impl Reader,
+    who: &Principal,
+    team: Option<&OwnerId>,
+) -> Result<OwnerId, SecretsError> {
+    match team {
+        Some(t) => Ok(t.clone()),
+        None => owner_in(r, who),
     }
 }
 

@@ -74,6 +74,7 @@ fn user(store: &Store, name: &str) -> Principal {
         user: name.into(),
         role: Role::Member,
         key_id: "key_test".into(),
+        scopes: crate::auth::Scopes::all(),
     }
 }
 

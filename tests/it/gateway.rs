@@ -14,12 +14,12 @@ use sigil::config::Config;
 
 use crate::support::TestApp;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The npm test dependencies: $SIGIL_TEST_DEPS, or ./.test-deps when it is installed.
-fn test_deps() -> Option<PathBuf> {
+pub(crate) fn test_deps() -> Option<PathBuf> {
     let dir = std::env::var_os("SIGIL_TEST_DEPS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".test-deps"));
@@ -28,7 +28,7 @@ fn test_deps() -> Option<PathBuf> {
         .then_some(dir)
 }
 
-fn have_node() -> bool {
+pub(crate) fn have_node() -> bool {
     std::process::Command::new("node")
         .arg("--version")
         .output()
@@ -55,7 +55,7 @@ macro_rules! need {
     };
 }
 
-fn fast_runtime(c: &mut Config) {
+pub(crate) fn fast_runtime(c: &mut Config) {
     c.runtime.allow_commands = true;
     c.runtime.allow_private_upstreams = vec!["127.0.0.1".into()];
     c.runtime.backoff_base_ms = 50;
@@ -79,7 +79,12 @@ fn fixture_manifest(name: &str, extra_args: &[&str], secrets: bool) -> String {
     m
 }
 
-async fn publish_and_deploy(app: &TestApp, key: &str, manifest: &str, ct: &str) -> Value {
+pub(crate) async fn publish_and_deploy(
+    app: &TestApp,
+    key: &str,
+    manifest: &str,
+    ct: &str,
+) -> Value {
     let r = app.publish(Some(key), manifest, ct).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let name = r.body["name"].as_str().unwrap().to_string();
@@ -98,7 +103,13 @@ async fn publish_and_deploy(app: &TestApp, key: &str, manifest: &str, ct: &str) 
     .await
 }
 
-async fn wait_status(app: &TestApp, key: &str, id: &str, want: &[&str], max: Duration) -> Value {
+pub(crate) async fn wait_status(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    want: &[&str],
+    max: Duration,
+) -> Value {
     let t = Instant::now();
     loop {
         let r = app.get_as(key, &format!("/api/v1/deployments/{id}")).await;

@@ -293,7 +293,7 @@ async fn auth_is_required_and_namespaces_are_enforced() {
         "listing never shows a token"
     );
     let r = app.delete(&bob, &format!("/api/v1/keys/{ci_id}")).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let r = app.get_as(&ci_key, "/api/v1/me").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "unauthorized");

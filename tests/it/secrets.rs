@@ -326,7 +326,7 @@ async fn tampered_blob_fails_cleanly_and_the_server_stays_up() {
 // ---- no secret leaks -------------------------------------------------------------------
 
 /// Everything any test in this binary logs from now on, at TRACE, as text.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
@@ -357,7 +357,7 @@ impl Write for Sink {
 }
 
 /// The forms a leaked value could take.
-fn forms(value: &str) -> Vec<String> {
+pub(crate) fn forms(value: &str) -> Vec<String> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     vec![

@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,6 +25,7 @@ use super::error::{
     ApiError, Problem, from_bytes_rejection, from_json_rejection, from_path_rejection,
     from_query_rejection,
 };
+use super::routes::{Access, Routes};
 use crate::ambient::parse_rfc3339;
 use crate::app::App;
 use crate::auth::KEY_PREFIX;
@@ -34,29 +34,52 @@ use crate::store::VersionStatus;
 
 type Answer = Result<Json<Value>, Problem>;
 
-/// The routes of one prefix; `api::router` nests this at `/v0` and at `/v0.1`.
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/servers", get(list))
-        .route("/servers/{name}/versions", get(versions))
-        .route(
+/// The routes of one prefix (`/v0` or `/v0.1`), with the access each needs.
+pub fn routes(prefix: &'static str) -> Routes {
+    use crate::auth::Scope::Publish;
+    use Access::{Public, Scope};
+    Routes::new(prefix)
+        .add("GET", "/servers", Public, list)
+        .add("GET", "/servers/{name}/versions", Public, versions)
+        .add("GET", "/servers/{name}/versions/{version}", Public, version)
+        .add(
+            "PUT",
             "/servers/{name}/versions/{version}",
-            get(version)
-                .put(edit_unsupported)
-                .delete(delete_unsupported),
+            Public,
+            edit_unsupported,
         )
-        .route(
+        .add(
+            "DELETE",
+            "/servers/{name}/versions/{version}",
+            Public,
+            delete_unsupported,
+        )
+        .add(
+            "PATCH",
             "/servers/{name}/versions/{version}/status",
-            patch(set_status),
+            Scope(Publish),
+            set_status,
         )
-        .route("/servers/{name}/status", patch(set_status_all))
-        .route("/publish", post(publish))
-        .route("/validate", post(validate))
-        .route("/health", get(health))
-        .route("/ping", get(ping))
-        .route("/version", get(build_version))
-        .route("/auth/github-at", post(github_at))
-        .route("/auth/{method}", post(login_unsupported))
+        .add(
+            "PATCH",
+            "/servers/{name}/status",
+            Scope(Publish),
+            set_status_all,
+        )
+        .add("POST", "/publish", Scope(Publish), publish)
+        .add("POST", "/validate", Public, validate)
+        .add("GET", "/health", Public, health)
+        .add("GET", "/ping", Public, ping)
+        .add("GET", "/version", Public, build_version)
+        .add("POST", "/auth/github-at", Public, github_at)
+        .add("POST", "/auth/{method}", Public, login_unsupported)
+}
+
+/// `api::router` nests this at `/v0` and at `/v0.1`.
+pub fn router(prefix: &'static str) -> Router<Arc<App>> {
+    routes(prefix)
+        .into_parts()
+        .0
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
