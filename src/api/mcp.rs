@@ -344,10 +344,10 @@ pub(super) fn post_reply(r: Result<Reply, GatewayError>) -> Response {
 
 fn proxied(r: HttpReply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let stream = futures_util::stream::unfold(r.body, |mut rx| async move {
-        let chunk = rx.recv().await?;
-        Some((chunk.map(Bytes::from).map_err(std::io::Error::other), rx))
-    });
+    use futures_util::StreamExt as _;
+    let stream = r
+        .body
+        .map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other));
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     if let Some(ct) = r.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {

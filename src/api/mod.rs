@@ -314,6 +314,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Streamed (SSE) replies go out in several small writes; without TCP_NODELAY, Nagle
+    // and the client's delayed ACK hold each one back ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // The peer address feeds the per-IP login limit.
     axum::serve(
         listener,

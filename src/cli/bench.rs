@@ -33,6 +33,8 @@ pub struct BenchArgs {
     /// Data dir to use (default: a fresh temporary one, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    gateway: super::bench_gateway::GatewayBenchArgs,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -40,7 +42,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "vault" => return super::bench_vault::run(args.count.unwrap_or(10_000)),
         "scan" => return super::bench_scan::run(args.count.unwrap_or(5_000)),
         "gateway" => {
-            return super::bench_gateway::run(args.count.unwrap_or(10_000), args.concurrency);
+            return super::bench_gateway::run(args.gateway);
         }
         "registry" => {}
         other => anyhow::bail!("unknown bench target {other:?} (registry, vault, scan or gateway)"),

@@ -1,258 +1,754 @@
-//! `sigil bench gateway`: the cost of the gateway. The same stdio fixture server is called
-//! directly (JSON-RPC over its stdin/stdout, `concurrency` requests in flight) and through
-//! Sigil (Streamable HTTP, `concurrency` clients with a session each, multiplexed by the
-//! gateway onto one process). Prints throughput and latency percentiles of both. Not a
-//! test: numbers are recorded in docs/PERFORMANCE.md.
+//! `sigil bench gateway`: what the gateway costs, measured against real peers.
+//!
+//! Starts `sigil serve` (this binary, a temporary data dir, API-key auth and metering on as
+//! always), the upstream `@modelcontextprotocol/server-everything` from the test deps, and —
+//! when installed by `packaging/bench-setup.sh` — the peer Rust `mcp-proxy` 0.6. Then it runs
+//! closed-loop MCP sessions (`tools/call echo`, one request in flight per session) against
+//! each target for a fixed time, interleaved A/B/B/A so a machine shared with other work
+//! drifts both sides alike, and prints throughput, p50/p99 and ratios:
+//!
+//! - stdio: Sigil (one instance, sessions multiplexed) vs mcp-proxy (one child) bridging
+//!   the same server over stdio (issue #10's bar);
+//! - HTTP: server-everything's own Streamable HTTP endpoint called directly vs through Sigil
+//!   (a local HTTP deployment Sigil runs on a fixed port; issue #4's bar: ≥ 0.85× and
+//!   ≤ +0.3 ms p50);
+//! - memory: Sigil's RSS idle, with the HTTP sessions open and working, and (with
+//!   `--soak-secs`) growth over a long run and after idle sessions are reaped.
+//!
+//! Not a test: numbers are recorded in docs/PERFORMANCE.md.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail, ensure};
+use clap::Args;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{Mutex, oneshot};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
-use super::bench::TempDir;
-use crate::ambient::Ambient;
-use crate::app::App;
-use crate::config::Config;
-use crate::store::DeploymentStatus;
+#[derive(Args, Debug, Clone)]
+pub struct GatewayBenchArgs {
+    /// gateway: concurrent MCP sessions on the stdio path.
+    #[arg(long, default_value_t = 16)]
+    sessions: usize,
+    /// gateway: concurrent MCP sessions on the HTTP path.
+    #[arg(long, default_value_t = 64)]
+    http_sessions: usize,
+    /// gateway: seconds per measured run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// gateway: A/B pairs per path.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// gateway: also run 64 sessions through Sigil this long, sampling RSS (growth), then
+    /// wait for idle sessions to be reaped.
+    #[arg(long, default_value_t = 0)]
+    soak_secs: u64,
+    /// gateway: where server-everything is installed (tests/run.sh fills it)
+    /// [default: $SIGIL_TEST_DEPS or ./.test-deps]
+    #[arg(long)]
+    deps: Option<PathBuf>,
+    /// gateway: the peer mcp-proxy binary [default: ./.bench-deps/bin/mcp-proxy if present]
+    #[arg(long)]
+    peer: Option<PathBuf>,
+    /// gateway: which paths to run: stdio, http or both.
+    #[arg(long, default_value = "both")]
+    paths: String,
+}
 
+/// One HTTP endpoint speaking MCP Streamable HTTP, and how to call `echo` on it.
+#[derive(Clone)]
+struct Target {
+    label: &'static str,
+    url: String,
+    token: Option<String>,
+    tool: String,
+}
+
+#[derive(Default)]
 struct Run {
     took: Duration,
     latencies: Vec<Duration>,
+    errors: u64,
 }
 
 impl Run {
-    fn report(&mut self, label: &str) -> (f64, Duration, Duration) {
-        self.latencies.sort();
-        let pct = |p: f64| {
-            let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-            self.latencies.get(i).copied().unwrap_or_default()
-        };
-        let rps = self.latencies.len() as f64 / self.took.as_secs_f64();
-        let (p50, p99) = (pct(0.50), pct(0.99));
-        println!(
-            "{label:>8}: {:>6} calls in {:>6.2} s = {rps:>8.0} calls/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
+    fn rps(&self) -> f64 {
+        self.latencies.len() as f64 / self.took.as_secs_f64().max(1e-9)
+    }
+    fn pct(&mut self, p: f64) -> Duration {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(i).copied().unwrap_or_default()
+    }
+    fn line(&mut self, label: &str) -> String {
+        let (p50, p99) = (self.pct(0.5), self.pct(0.99));
+        format!(
+            "{label:>14}: {:>7.0} calls/s  p50 {:>6.3} ms  p99 {:>7.3} ms  ({} calls, {} errors)",
+            self.rps(),
+            ms(p50),
+            ms(p99),
             self.latencies.len(),
-            self.took.as_secs_f64(),
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
-        );
-        (rps, p50, p99)
+            self.errors
+        )
     }
 }
 
-pub fn run(count: usize, concurrency: usize) -> anyhow::Result<()> {
-    let fixture = std::env::current_dir()?.join("tests/fixtures/mcp/server.mjs");
-    anyhow::ensure!(
-        fixture.exists(),
-        "run from the repository root: {} is the server it calls",
-        fixture.display()
-    );
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A child process killed (with its process group) when dropped.
+struct Proc {
+    child: Child,
+    name: &'static str,
+}
+
+impl Proc {
+    fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // The children were started in their own process group (node servers under
+            // the proxies die with them).
+            kill_group(pid);
+        }
+        let _ = self.child.start_kill();
+        tracing::debug!(name = self.name, "stopped");
+    }
+}
+
+/// SIGTERM to the process group, through the `kill` command (no `unsafe` libc call).
+fn kill_group(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn run(args: GatewayBenchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        println!(
-            "echo tool of tests/fixtures/mcp/server.mjs, {count} calls, {concurrency} in flight"
-        );
-        let mut direct = direct(&fixture, count, concurrency).await?;
-        let mut gw = through_gateway(&fixture, count, concurrency).await?;
-        let (d_rps, d50, d99) = direct.report("direct");
-        let (g_rps, g50, g99) = gw.report("gateway");
-        println!(
-            "ratio {:.2}x direct throughput; added latency p50 {:+.3} ms, p99 {:+.3} ms",
-            g_rps / d_rps,
-            (g50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-            (g99.as_secs_f64() - d99.as_secs_f64()) * 1e3
-        );
-        Ok(())
-    })
+    rt.block_on(bench(args))
 }
 
-fn echo(id: u64) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"message": "hello"}}})
+async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
+    let deps = args
+        .deps
+        .clone()
+        .or_else(|| std::env::var_os("SIGIL_TEST_DEPS").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".test-deps"));
+    let everything =
+        deps.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    ensure!(
+        everything.exists(),
+        "{} is missing: run tests/run.sh (or pass --deps) to install server-everything",
+        everything.display()
+    );
+    let everything = std::fs::canonicalize(&everything)?;
+    let peer = args
+        .peer
+        .clone()
+        .or_else(|| Some(PathBuf::from(".bench-deps/bin/mcp-proxy")).filter(|p| p.exists()));
+    let tmp = super::bench::TempDir::new()?;
+    println!(
+        "machine: {} cores, {}; {} s per run, {} A/B pairs, closed loop, one call in flight per session",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+        args.seconds,
+        args.rounds
+    );
+
+    // The HTTP path's upstream is one server-everything in streamableHttp mode that Sigil
+    // runs (a local HTTP deployment; Sigil picks its PORT); "direct" calls that same process.
+    let (sigil, base, key) = start_sigil(&tmp.0).await?;
+    let sigil_pid = sigil.pid().context("sigil has no pid")?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .build()?;
+    let (stdio_url, _) = deploy(
+        &client,
+        &base,
+        &key,
+        &format!(
+            "name: everything\ndescription: server-everything over stdio\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}, \"stdio\"]\n",
+            everything.display().to_string()
+        ),
+    )
+    .await?;
+    let (http_url, http_dep) = deploy(
+        &client,
+        &base,
+        &key,
+        &format!(
+            "name: everything-http\ndescription: server-everything over Streamable HTTP\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}, \"streamableHttp\"]\ntransport: streamable-http\nport: 3001\n",
+            everything.display().to_string()
+        ),
+    )
+    .await?;
+    let idle_rss = rss_kib(sigil_pid).unwrap_or(0);
+    println!("sigil idle RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
+
+    let mut peer_proc = None;
+    let stdio_sigil = Target {
+        label: "sigil (stdio)",
+        url: stdio_url,
+        token: Some(key.clone()),
+        tool: "echo".into(),
+    };
+    let mut peer_target = None;
+    if let Some(bin) = &peer {
+        let port = free_port()?;
+        let cfg = tmp.0.join("mcp-proxy.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[proxy]\nname = \"bench\"\nseparator = \"/\"\n\n[proxy.listen]\nhost = \"127.0.0.1\"\nport = {port}\n\n\
+                 [[backends]]\nname = \"everything\"\ntransport = \"stdio\"\ncommand = \"node\"\nargs = [{:?}, \"stdio\"]\n\n\
+                 [auth]\ntype = \"bearer\"\ntokens = [\"bench-peer-token\"]\n",
+                everything.display().to_string()
+            ),
+        )?;
+        let p = spawn("mcp-proxy", Command::new(bin).arg("--config").arg(&cfg))?;
+        let url = format!("http://127.0.0.1:{port}/");
+        wait_http(&client, &url).await?;
+        peer_proc = Some(p);
+        peer_target = Some(Target {
+            label: "mcp-proxy 0.6",
+            url,
+            token: Some("bench-peer-token".into()),
+            tool: "everything/echo".into(),
+        });
+    } else {
+        println!(
+            "peer mcp-proxy not installed (packaging/bench-setup.sh installs it): stdio path runs Sigil alone"
+        );
+    }
+
+    let dur = Duration::from_secs(args.seconds.max(1));
+    if args.paths != "http" {
+        println!(
+            "\n== stdio upstream: server-everything over stdio, {} sessions ==",
+            args.sessions
+        );
+        let mut targets = vec![stdio_sigil.clone()];
+        targets.extend(peer_target.clone());
+        let results = interleaved(&client, &targets, args.sessions, dur, args.rounds).await?;
+        summarize(results, "mcp-proxy 0.6");
+    }
+    let mut peak_rss = 0;
+    if args.paths != "stdio" {
+        println!(
+            "\n== HTTP upstream: server-everything streamableHttp, {} sessions ==",
+            args.http_sessions
+        );
+        let sigil_http = Target {
+            label: "sigil (http)",
+            url: http_url,
+            token: Some(key.clone()),
+            tool: "echo".into(),
+        };
+        // The first session starts the instance; then its port is known.
+        open_session(&client, &sigil_http).await?;
+        let port = instance_port(&client, &base, &key, &http_dep).await?;
+        let direct_url = format!("http://127.0.0.1:{port}/mcp");
+        let targets = vec![
+            sigil_http,
+            Target {
+                label: "direct",
+                url: direct_url.clone(),
+                token: None,
+                tool: "echo".into(),
+            },
+        ];
+        let sampler = RssSampler::start(sigil_pid);
+        let results = interleaved(&client, &targets, args.http_sessions, dur, args.rounds).await?;
+        peak_rss = sampler.stop().await;
+        summarize(results, "direct");
+    }
+    if peak_rss > 0 {
+        println!(
+            "\nsigil RSS: idle {:.1} MiB, peak with the sessions open and calling {:.1} MiB (+{:.1} MiB)",
+            idle_rss as f64 / 1024.0,
+            peak_rss as f64 / 1024.0,
+            peak_rss.saturating_sub(idle_rss) as f64 / 1024.0
+        );
+    }
+    if args.soak_secs > 0 {
+        soak(
+            &client,
+            &stdio_sigil,
+            args.http_sessions,
+            args.soak_secs,
+            sigil_pid,
+        )
+        .await?;
+    }
+    drop(peer_proc);
+    drop(sigil);
+    Ok(())
 }
 
-async fn direct(fixture: &Path, count: usize, concurrency: usize) -> anyhow::Result<Run> {
-    let mut child = tokio::process::Command::new("node")
-        .arg(fixture)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| {
+            let v: Vec<&str> = s.split_whitespace().take(3).collect();
+            format!("load average {}", v.join(" "))
+        })
+        .unwrap_or_default()
+}
+
+fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Proc> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Proc { child, name })
+}
+
+/// `sigil serve` on a fresh data dir: its base URL and the bootstrap admin API key.
+async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
+    let data = dir.join("sigil-data");
+    let cfg = dir.join("sigil.toml");
+    std::fs::write(
+        &cfg,
+        "log = \"warn\"\n\n[runtime]\nallow_commands = true\nallow_private_upstreams = [\"127.0.0.1\"]\n\
+         health_interval_secs = 0\nidle_timeout_secs = 0\n\n[gateway]\nsession_idle_secs = 60\n",
+    )?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env_remove("SIGIL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .context("cannot start node")?;
-    let stdin = Arc::new(Mutex::new(child.stdin.take().context("stdin")?));
+        .context("cannot start sigil serve")?;
     let stdout = child.stdout.take().context("stdout")?;
-    let waiters: Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
-    let w = waiters.clone();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(l)) = lines.next_line().await {
-            let id = serde_json::from_str::<Value>(&l)
-                .ok()
-                .and_then(|v| v["id"].as_u64());
-            if let Some(tx) = id.and_then(|id| w.lock().ok()?.remove(&id)) {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let call = move |id: u64| {
-        let (stdin, waiters) = (stdin.clone(), waiters.clone());
-        async move {
-            let (tx, rx) = oneshot::channel();
-            if let Ok(mut w) = waiters.lock() {
-                w.insert(id, tx);
-            }
-            let mut line = echo(id).to_string().into_bytes();
-            line.push(b'\n');
-            stdin.lock().await.write_all(&line).await?;
-            rx.await.context("server closed")?;
-            anyhow::Ok(())
-        }
+    let proc = Proc {
+        child,
+        name: "sigil",
     };
-    call(0).await?;
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (next, call) = (next.clone(), call.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return anyhow::Ok(lat);
-                }
-                let t = Instant::now();
-                call(i as u64 + 1).await?;
-                lat.push(t.elapsed());
-            }
-        }));
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut key, mut base) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while base.is_none() {
+        ensure!(Instant::now() < deadline, "sigil did not start");
+        let Some(l) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+        else {
+            bail!("sigil exited before listening");
+        };
+        if let Some(k) = l.trim().strip_prefix("API key:") {
+            key = Some(k.trim().to_string());
+        }
+        if let Some(rest) = l.strip_prefix("sigil listening on ") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
     }
-    let mut latencies = Vec::with_capacity(count);
-    for t in tasks {
-        latencies.extend(t.await??);
-    }
-    Ok(Run {
-        took: started.elapsed(),
-        latencies,
-    })
+    // Keep draining its stdout so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((
+        proc,
+        base.context("no address")?,
+        key.context("no bootstrap API key")?,
+    ))
 }
 
-async fn through_gateway(fixture: &Path, count: usize, concurrency: usize) -> anyhow::Result<Run> {
-    let tmp = TempDir::new()?;
-    let mut config = Config {
-        data_dir: tmp.0.clone(),
-        log: "warn".into(),
-        ..Config::default()
-    };
-    config.runtime.allow_commands = true;
-    config.runtime.health_interval_secs = 0;
-    config.runtime.idle_timeout_secs = 0;
-    let (app, boot) = App::open(config, Ambient::default())?;
-    let key = boot.context("fresh data dir")?.api_key;
-    let who = app.accounts.authenticate(&key)?;
-    let manifest = format!(
-        "name: bench\ndescription: Benchmark fixture\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}]\n",
-        fixture.display().to_string()
-    );
-    app.registry
-        .publish(&who, manifest.into_bytes(), Some("application/yaml".into()))
+/// Publish a manifest, deploy it, wait until ready; its gateway URL and id.
+async fn deploy(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    manifest: &str,
+) -> anyhow::Result<(String, String)> {
+    let r = client
+        .post(format!("{base}/api/v1/packages"))
+        .bearer_auth(key)
+        .header("content-type", "application/yaml")
+        .body(manifest.to_string())
+        .send()
         .await?;
-    let d = app
-        .deployments
-        .create(
-            &who,
-            "admin/bench",
-            None,
-            Default::default(),
-            Default::default(),
-        )
+    let st = r.status();
+    let body: Value = r.json().await?;
+    ensure!(st.is_success(), "publish failed: {body}");
+    let name = body["name"].as_str().context("published name")?.to_string();
+    let r = client
+        .post(format!("{base}/api/v1/deploy"))
+        .bearer_auth(key)
+        .json(&json!({ "package": name }))
+        .send()
         .await?;
-    let id = d.record.id.clone();
+    let st = r.status();
+    let body: Value = r.json().await?;
+    ensure!(st.is_success(), "deploy failed: {body}");
+    let id = body["id"].as_str().context("deployment id")?.to_string();
     let t = Instant::now();
-    while app.deployments.get(&id).map(|d| d.record.status) != Some(DeploymentStatus::Ready) {
-        anyhow::ensure!(
-            t.elapsed() < Duration::from_secs(30),
-            "deployment not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/mcp/admin/bench", listener.local_addr()?);
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(crate::api::serve(app.clone(), listener, async {
-        let _ = stop_rx.await;
-    }));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
-    let post = |session: Option<String>, body: Value| {
-        let mut req = client
-            .post(&url)
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body.to_string());
-        if let Some(s) = session {
-            req = req.header("mcp-session-id", s);
+    loop {
+        let d: Value = client
+            .get(format!("{base}/api/v1/deployments/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        match d["status"].as_str() {
+            Some("ready" | "running") => {
+                let url = d["url"].as_str().context("deployment url")?.to_string();
+                return Ok((url, id));
+            }
+            Some("failed") => bail!("deployment failed: {d}"),
+            _ => {}
         }
-        req.send()
-    };
-    let mut sessions = Vec::new();
-    for _ in 0..concurrency {
-        let r = post(
-            None,
-            json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "0"}}}),
-        )
-        .await?;
-        let sid = r
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .context("no session id")?
-            .to_string();
-        r.bytes().await?;
-        post(Some(sid.clone()), echo(0)).await?.bytes().await?;
-        sessions.push(sid);
+        ensure!(
+            t.elapsed() < Duration::from_secs(60),
+            "deployment not ready: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let next = Arc::new(AtomicUsize::new(0));
+}
+
+/// The `PORT` Sigil gave the deployment's (only) running instance.
+async fn instance_port(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<u16> {
+    let d: Value = client
+        .get(format!("{base}/api/v1/deployments/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let pid = d["instances"][0]["pid"]
+        .as_u64()
+        .with_context(|| format!("no running instance: {d}"))?;
+    let env = std::fs::read(format!("/proc/{pid}/environ"))?;
+    env.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"PORT="))
+        .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
+        .context("the instance has no PORT")
+}
+
+/// Wait until something answers HTTP on `url`.
+async fn wait_http(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let t = Instant::now();
+    loop {
+        if client.get(url).send().await.is_ok() {
+            return Ok(());
+        }
+        ensure!(
+            t.elapsed() < Duration::from_secs(30),
+            "{url} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn request(
+    client: &reqwest::Client,
+    t: &Target,
+    session: Option<&str>,
+    body: String,
+) -> reqwest::RequestBuilder {
+    let mut req = client
+        .post(&t.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(body);
+    if let Some(tok) = &t.token {
+        req = req.bearer_auth(tok);
+    }
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    req
+}
+
+/// initialize + notifications/initialized; the session id (if the server issues one).
+async fn open_session(client: &reqwest::Client, t: &Target) -> anyhow::Result<Option<String>> {
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "sigil-bench", "version": "0"}}});
+    let r = request(client, t, None, init.to_string()).send().await?;
+    let st = r.status();
+    let sid = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = r.text().await?;
+    ensure!(
+        st.is_success(),
+        "{}: initialize got HTTP {st}: {body}",
+        t.label
+    );
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = request(client, t, sid.as_deref(), note.to_string())
+        .send()
+        .await?;
+    r.bytes().await?;
+    // One call outside the measurement: the first one may start the server.
+    ensure!(
+        call(client, t, sid.as_deref(), 1).await?,
+        "{}: echo failed",
+        t.label
+    );
+    Ok(sid)
+}
+
+async fn call(
+    client: &reqwest::Client,
+    t: &Target,
+    session: Option<&str>,
+    id: u64,
+) -> anyhow::Result<bool> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{}","arguments":{{"message":"hello"}}}}}}"#,
+        t.tool
+    );
+    let r = request(client, t, session, body).send().await?;
+    let ok = r.status().is_success();
+    let bytes = r.bytes().await?;
+    Ok(ok && bytes.windows(11).any(|w| w == b"Echo: hello"))
+}
+
+/// `n` sessions, each calling in a closed loop for `dur`.
+async fn load(
+    client: &reqwest::Client,
+    t: &Target,
+    sessions: &[Option<String>],
+    dur: Duration,
+) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for sid in sessions {
-        let (next, post) = (next.clone(), post);
-        tasks.push(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
-                    return anyhow::Ok(lat);
+    for (i, sid) in sessions.iter().enumerate() {
+        let (client, t, sid, stop, errors) = (
+            client.clone(),
+            t.clone(),
+            sid.clone(),
+            stop.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            let mut id = (i as u64) << 32;
+            while !stop.load(Ordering::Relaxed) {
+                id += 1;
+                let s = Instant::now();
+                match call(&client, &t, sid.as_deref(), id).await {
+                    Ok(true) => lat.push(s.elapsed()),
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                let t = Instant::now();
-                let r = post(Some(sid.clone()), echo(i as u64 + 1)).await?;
-                anyhow::ensure!(r.status().is_success(), "HTTP {}", r.status());
-                r.bytes().await?;
-                lat.push(t.elapsed());
             }
+            lat
+        }));
+    }
+    tokio::time::sleep(dur).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap_or_default());
+    }
+    Run {
+        took: started.elapsed(),
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// Open sessions on every target, warm up, then measure A/B/B/A/... `rounds` pairs.
+async fn interleaved(
+    client: &reqwest::Client,
+    targets: &[Target],
+    n: usize,
+    dur: Duration,
+    rounds: usize,
+) -> anyhow::Result<Vec<(Target, Vec<Run>)>> {
+    let mut sessions = Vec::new();
+    for t in targets {
+        let mut s = Vec::with_capacity(n);
+        for _ in 0..n {
+            s.push(open_session(client, t).await?);
+        }
+        load(client, t, &s, Duration::from_secs(1)).await;
+        sessions.push(s);
+    }
+    let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds.max(1) {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..targets.len()).collect()
+        } else {
+            (0..targets.len()).rev().collect()
+        };
+        for i in order {
+            let mut r = load(client, &targets[i], &sessions[i], dur).await;
+            println!("round {}  {}", round + 1, r.line(targets[i].label));
+            runs[i].push(r);
+        }
+    }
+    Ok(targets.iter().cloned().zip(runs).collect())
+}
+
+/// Pooled results per target and Sigil's ratio to `against`, per round and overall.
+fn summarize(results: Vec<(Target, Vec<Run>)>, against: &str) {
+    let mut pooled: Vec<(String, Run, Vec<f64>)> = Vec::new();
+    for (t, runs) in results {
+        let mut all = Run::default();
+        let mut rps = Vec::new();
+        for r in runs {
+            rps.push(r.rps());
+            all.took += r.took;
+            all.errors += r.errors;
+            all.latencies.extend(r.latencies);
+        }
+        pooled.push((t.label.to_string(), all, rps));
+    }
+    println!("-- pooled --");
+    for (label, run, _) in &mut pooled {
+        println!("{}", run.line(label));
+    }
+    let Some(b) = pooled.iter().position(|p| p.0 == against) else {
+        return;
+    };
+    let (blabel, mut brun, brps) = pooled.remove(b);
+    for (label, mut run, rps) in pooled {
+        let per_round: Vec<String> = rps
+            .iter()
+            .zip(&brps)
+            .map(|(a, b)| format!("{:.2}", a / b))
+            .collect();
+        println!(
+            "{label} / {blabel}: throughput {:.2}x (rounds: {}), p50 {:+.3} ms, p99 {:+.3} ms",
+            run.rps() / brun.rps(),
+            per_round.join(" "),
+            ms(run.pct(0.5)) - ms(brun.pct(0.5)),
+            ms(run.pct(0.99)) - ms(brun.pct(0.99)),
+        );
+    }
+}
+
+/// Peak RSS of a process while something runs.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut peak = 0;
+            while !s.load(Ordering::Relaxed) {
+                peak = peak.max(rss_kib(pid).unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            peak
         });
+        RssSampler { stop, task }
     }
-    let mut latencies = Vec::with_capacity(count);
-    for r in futures_util::future::join_all(tasks).await {
-        latencies.extend(r?);
+    async fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or(0)
     }
-    let took = started.elapsed();
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    app.shutdown().await;
-    Ok(Run { took, latencies })
+}
+
+/// `n` new sessions calling through Sigil for `secs`, RSS sampled every few seconds; then
+/// the sessions go idle and must be reaped (session_idle_secs = 60 in the bench config).
+async fn soak(
+    client: &reqwest::Client,
+    t: &Target,
+    n: usize,
+    secs: u64,
+    pid: u32,
+) -> anyhow::Result<()> {
+    println!("\n== soak: {n} sessions through Sigil (stdio) for {secs} s ==");
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        sessions.push(open_session(client, t).await?);
+    }
+    let step = Duration::from_secs(10.min(secs).max(1));
+    let started = Instant::now();
+    let mut first = None;
+    let mut total = Run::default();
+    while started.elapsed() < Duration::from_secs(secs) {
+        let r = load(client, t, &sessions, step).await;
+        let rss = rss_kib(pid).unwrap_or(0);
+        first.get_or_insert(rss);
+        println!(
+            "t={:>4} s  {:>7.0} calls/s  errors {}  RSS {:.1} MiB",
+            started.elapsed().as_secs(),
+            r.rps(),
+            r.errors,
+            rss as f64 / 1024.0
+        );
+        total.took += r.took;
+        total.errors += r.errors;
+        total.latencies.extend(r.latencies);
+    }
+    let end = rss_kib(pid).unwrap_or(0);
+    println!(
+        "{}\nRSS after the first {} s {:.1} MiB, at the end {:.1} MiB ({:+.1} MiB)",
+        total.line("soak"),
+        step.as_secs(),
+        first.unwrap_or(0) as f64 / 1024.0,
+        end as f64 / 1024.0,
+        (end as f64 - first.unwrap_or(0) as f64) / 1024.0
+    );
+    // Idle sessions are swept every 30 s once unused for session_idle_secs (60 here).
+    println!("waiting 95 s for the idle sessions to be reaped …");
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    let mut gone = 0;
+    for sid in &sessions {
+        let body = r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#.to_string();
+        let r = request(client, t, sid.as_deref(), body).send().await?;
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            gone += 1;
+        }
+    }
+    println!(
+        "after idling: {gone}/{n} sessions reaped (404), RSS {:.1} MiB",
+        rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+    );
+    Ok(())
 }

@@ -22,23 +22,67 @@ pub struct Sample<'a> {
     pub at_ms: i64,
 }
 
-#[derive(Default)]
+/// Rows of one shard: user → deployment → hour. Nested so that counting a request looks
+/// rows up by `&str` and allocates only for a new row, method or tool.
+type Rows = HashMap<String, HashMap<String, HashMap<i64, UsageRecord>>>;
+
+/// Shards keyed by a hash of (user, deployment): concurrent requests of different callers
+/// or deployments never wait for each other, and the flusher holds one shard at a time.
+const SHARDS: usize = 16;
+
 pub struct Meter {
-    pending: Mutex<HashMap<(String, String, i64), UsageRecord>>,
+    shards: [Mutex<Rows>; SHARDS],
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter {
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+fn shard_of(user: &str, deployment: &str) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    // A fixed hasher: shard choice only needs to be stable within the process.
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    h.write(user.as_bytes());
+    h.write_u8(0);
+    h.write(deployment.as_bytes());
+    (h.finish() as usize) % SHARDS
+}
+
+fn bump(map: &mut std::collections::BTreeMap<String, u64>, key: &str, by: u64) {
+    match map.get_mut(key) {
+        Some(n) => *n += by,
+        None => {
+            map.insert(key.to_string(), by);
+        }
+    }
 }
 
 impl Meter {
     pub fn record(&self, s: Sample<'_>) {
         let hour = s.at_ms - s.at_ms.rem_euclid(HOUR_MS);
-        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let row = map
-            .entry((s.user.to_string(), s.deployment.to_string(), hour))
-            .or_insert_with(|| UsageRecord {
-                user: s.user.to_string(),
-                deployment: s.deployment.to_string(),
-                hour,
-                ..UsageRecord::default()
-            });
+        let mut shard = self.shards[shard_of(s.user, s.deployment)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !shard.contains_key(s.user) {
+            shard.insert(s.user.to_string(), HashMap::new());
+        }
+        let by_dep = shard.get_mut(s.user).expect("inserted above");
+        if !by_dep.contains_key(s.deployment) {
+            by_dep.insert(s.deployment.to_string(), HashMap::new());
+        }
+        let by_hour = by_dep.get_mut(s.deployment).expect("inserted above");
+        let row = by_hour.entry(hour).or_insert_with(|| UsageRecord {
+            user: s.user.to_string(),
+            deployment: s.deployment.to_string(),
+            hour,
+            ..UsageRecord::default()
+        });
         row.requests += 1;
         if !s.ok {
             row.errors += 1;
@@ -47,19 +91,48 @@ impl Meter {
         row.bytes_out += s.bytes_out;
         row.latency_ms_total += s.latency_ms;
         row.latency_ms_max = row.latency_ms_max.max(s.latency_ms);
-        *row.methods.entry(s.method.to_string()).or_default() += 1;
+        bump(&mut row.methods, s.method, 1);
         if let Some(t) = s.tool {
-            *row.tools.entry(t.to_string()).or_default() += 1;
+            bump(&mut row.tools, t, 1);
         }
+    }
+
+    fn take(&self) -> Vec<UsageRecord> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let rows = std::mem::take(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()));
+            out.extend(
+                rows.into_values()
+                    .flat_map(HashMap::into_values)
+                    .flat_map(HashMap::into_values),
+            );
+        }
+        out
+    }
+
+    fn put_back(&self, add: UsageRecord) {
+        let mut shard = self.shards[shard_of(&add.user, &add.deployment)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let row = shard
+            .entry(add.user.clone())
+            .or_default()
+            .entry(add.deployment.clone())
+            .or_default()
+            .entry(add.hour)
+            .or_insert_with(|| UsageRecord {
+                user: add.user.clone(),
+                deployment: add.deployment.clone(),
+                hour: add.hour,
+                ..UsageRecord::default()
+            });
+        merge(row, &add);
     }
 
     /// Add everything counted so far to the store in one transaction. On a store error the
     /// counts are put back for the next flush.
     pub fn flush(&self, store: &Store) -> Result<usize, StoreError> {
-        let batch: Vec<UsageRecord> = {
-            let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            map.drain().map(|(_, v)| v).collect()
-        };
+        let batch = self.take();
         if batch.is_empty() {
             return Ok(0);
         }
@@ -79,18 +152,8 @@ impl Meter {
             Ok::<_, StoreError>(())
         });
         if let Err(e) = result {
-            let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             for add in batch {
-                let k = (add.user.clone(), add.deployment.clone(), add.hour);
-                merge(
-                    map.entry(k).or_insert_with(|| UsageRecord {
-                        user: add.user.clone(),
-                        deployment: add.deployment.clone(),
-                        hour: add.hour,
-                        ..UsageRecord::default()
-                    }),
-                    &add,
-                );
+                self.put_back(add);
             }
             return Err(e);
         }

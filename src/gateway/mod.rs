@@ -11,6 +11,7 @@
 //! The HTTP surface (header checks, status codes, SSE framing) is `api::mcp`; this module
 //! takes and returns plain bytes.
 
+mod jsonrpc;
 pub mod meter;
 pub mod pins;
 mod remote;
@@ -158,7 +159,7 @@ pub enum Reply {
 /// The messages of one request's SSE stream; the response is the last one.
 pub struct RequestStream {
     first: Option<Outbound>,
-    rx: mpsc::UnboundedReceiver<Outbound>,
+    rx: upstream::InboxRx,
     deadline: tokio::time::Instant,
     cancel: Option<(Arc<Upstream>, u64)>,
     metered: Metered,
@@ -621,7 +622,7 @@ impl Gateway {
         };
         let up = self.upstream(&session).await?;
         let busy = up.instance.busy();
-        let (mut rx, gw) = match up.request(&session, msg).await {
+        let (mut rx, gw) = match up.request(&session, msg, body).await {
             Ok(r) => r,
             Err(e) => {
                 metered.record();

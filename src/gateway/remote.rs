@@ -5,11 +5,16 @@
 
 use std::time::Instant;
 
+use std::pin::Pin;
+
+use futures_util::Stream;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::session::{Link, Session};
 use super::{Gateway, GatewayError, PostMeta, meter};
+
+/// A proxied body, chunk by chunk as the upstream sends it.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>> + Send>>;
 
 /// A proxied answer: status, content type, and the body as it arrives.
 pub struct HttpReply {
@@ -17,7 +22,7 @@ pub struct HttpReply {
     pub content_type: Option<String>,
     /// The gateway's session id to return (set on initialize).
     pub session: Option<String>,
-    pub body: mpsc::Receiver<Result<Vec<u8>, String>>,
+    pub body: BodyStream,
 }
 
 /// A Streamable HTTP link's URL, headers, upstream session slot and local instance.
@@ -79,29 +84,21 @@ async fn relay(
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut resp = resp;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if tx.send(Ok(c.to_vec())).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let _ = tx.send(Err(e.without_url().to_string())).await;
-                    return;
-                }
-            }
+    // Pulled by the downstream response itself: no task or channel per request, and a
+    // client that goes away stops the upstream read.
+    let body = futures_util::stream::unfold(Some(resp), |resp| async move {
+        let mut resp = resp?;
+        match resp.chunk().await {
+            Ok(Some(c)) => Some((Ok(c.to_vec()), Some(resp))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e.without_url().to_string()), None)),
         }
     });
     HttpReply {
         status,
         content_type,
         session: None,
-        body: rx,
+        body: Box::pin(body),
     }
 }
 

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
+use super::jsonrpc;
 use super::session::Session;
 use crate::runtime::{Instance, Sink};
 
@@ -26,10 +26,107 @@ pub enum Outbound {
     Final(Vec<u8>),
 }
 
+/// One request's way back to its HTTP response: usually just the response, sometimes
+/// progress, logs or server requests before it. Cheaper than an mpsc channel per request
+/// (one small allocation, no block list) with the same contract: `send` fails once the
+/// receiver is gone, `recv` ends once every sender is gone.
+struct InboxShared {
+    state: Mutex<InboxState>,
+    notify: tokio::sync::Notify,
+}
+
+struct InboxState {
+    queue: std::collections::VecDeque<Outbound>,
+    senders: usize,
+    receiver: bool,
+}
+
+pub struct InboxTx(Arc<InboxShared>);
+pub struct InboxRx(Arc<InboxShared>);
+
+fn inbox() -> (InboxTx, InboxRx) {
+    let shared = Arc::new(InboxShared {
+        state: Mutex::new(InboxState {
+            queue: std::collections::VecDeque::new(),
+            senders: 1,
+            receiver: true,
+        }),
+        notify: tokio::sync::Notify::new(),
+    });
+    (InboxTx(shared.clone()), InboxRx(shared))
+}
+
+impl InboxShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl InboxTx {
+    pub fn send(&self, msg: Outbound) -> Result<(), Outbound> {
+        {
+            let mut st = self.0.lock();
+            if !st.receiver {
+                return Err(msg);
+            }
+            st.queue.push_back(msg);
+        }
+        // One receiver: a permit stored while it is not waiting is not lost.
+        self.0.notify.notify_one();
+        Ok(())
+    }
+}
+
+impl Clone for InboxTx {
+    fn clone(&self) -> Self {
+        self.0.lock().senders += 1;
+        InboxTx(self.0.clone())
+    }
+}
+
+impl Drop for InboxTx {
+    fn drop(&mut self) {
+        let last = {
+            let mut st = self.0.lock();
+            st.senders -= 1;
+            st.senders == 0
+        };
+        if last {
+            self.0.notify.notify_one();
+        }
+    }
+}
+
+impl InboxRx {
+    /// The next message; `None` once every sender is gone and nothing is queued.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        loop {
+            {
+                let mut st = self.0.lock();
+                if let Some(m) = st.queue.pop_front() {
+                    return Some(m);
+                }
+                if st.senders == 0 {
+                    return None;
+                }
+            }
+            self.0.notify.notified().await;
+        }
+    }
+}
+
+impl Drop for InboxRx {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.receiver = false;
+        st.queue.clear();
+    }
+}
+
 struct Pending {
     session: Weak<Session>,
     orig_id: Value,
-    tx: mpsc::UnboundedSender<Outbound>,
+    tx: InboxTx,
     progress: Option<(String, Value)>,
 }
 
@@ -74,13 +171,14 @@ impl Upstream {
             .collect()
     }
 
-    /// Forward a request; its messages and response arrive on the returned channel. The
-    /// second value is the gateway id, for [`Upstream::cancel`].
+    /// Forward a request (`msg`, parsed from `raw`); its messages and response arrive on the
+    /// returned channel. The second value is the gateway id, for [`Upstream::cancel`].
     pub async fn request(
         &self,
         session: &Arc<Session>,
         mut msg: Value,
-    ) -> Result<(mpsc::UnboundedReceiver<Outbound>, u64), String> {
+        raw: &[u8],
+    ) -> Result<(InboxRx, u64), String> {
         let gw = self.next_id.fetch_add(1, Ordering::Relaxed);
         let orig_id = msg.get("id").cloned().unwrap_or(Value::Null);
         msg["id"] = json!(gw);
@@ -96,7 +194,8 @@ impl Upstream {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(mine, gw);
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let progress_is_none = progress.is_none();
+        let (tx, rx) = inbox();
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -109,7 +208,18 @@ impl Upstream {
                     progress,
                 },
             );
-        let line = serde_json::to_vec(&msg).map_err(|e| e.to_string())?;
+        // The common case (no progress token to map) swaps the id in the bytes as received.
+        let spliced = if progress_is_none {
+            jsonrpc::head(raw)
+                .and_then(|h| h.id)
+                .map(|r| jsonrpc::splice(raw, r, gw.to_string().as_bytes()))
+        } else {
+            None
+        };
+        let line = match spliced {
+            Some(l) => l,
+            None => serde_json::to_vec(&msg).map_err(|e| e.to_string())?,
+        };
         if let Err(e) = self.instance.send(line).await {
             self.forget(gw);
             return Err(e.to_string());
@@ -180,6 +290,19 @@ impl Upstream {
         self.instance.send(line).await.map_err(|e| e.to_string())
     }
 
+    /// A response, its id swapped back in place (no parse into a `Value`, no re-serializing).
+    fn deliver_response_bytes(&self, gw: u64, line: &[u8], id: std::ops::Range<usize>) {
+        // The general path drops what is not JSON; so does this one, without allocating.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err() {
+            return;
+        }
+        let Some(p) = self.forget(gw) else { return };
+        let Ok(orig) = serde_json::to_vec(&p.orig_id) else {
+            return;
+        };
+        let _ = p.tx.send(Outbound::Final(jsonrpc::splice(line, id, &orig)));
+    }
+
     fn deliver_response(&self, mut msg: Value) {
         let Some(gw) = msg.get("id").and_then(Value::as_u64) else {
             return;
@@ -195,10 +318,10 @@ impl Upstream {
     /// requests in flight belong to one session; else the standalone stream when only one
     /// session uses this instance. Otherwise it cannot be attributed without guessing, and
     /// guessing could show one client another's traffic.
-    fn attribute(&self) -> Option<(Arc<Session>, Option<mpsc::UnboundedSender<Outbound>>)> {
+    fn attribute(&self) -> Option<(Arc<Session>, Option<InboxTx>)> {
         {
             let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            let mut owner: Option<(Arc<Session>, u64, mpsc::UnboundedSender<Outbound>)> = None;
+            let mut owner: Option<(Arc<Session>, u64, InboxTx)> = None;
             for (gw, p) in pending.iter() {
                 let Some(s) = p.session.upgrade() else {
                     continue;
@@ -341,6 +464,19 @@ impl Upstream {
 
 impl Sink for Upstream {
     fn message(&self, line: Vec<u8>) {
+        if let Some(jsonrpc::Head {
+            id: Some(id),
+            has_method: false,
+        }) = jsonrpc::head(&line)
+        {
+            let gw = std::str::from_utf8(&line[id.clone()])
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(gw) = gw {
+                self.deliver_response_bytes(gw, &line, id);
+                return;
+            }
+        }
         let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
             tracing::debug!("dropped a stdout line that is not JSON");
             return;
@@ -373,5 +509,38 @@ impl Sink for Upstream {
             }});
             let _ = p.tx.send(Outbound::Final(err.to_string().into_bytes()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inbox_keeps_order_and_ends_like_a_channel() {
+        let (tx, mut rx) = inbox();
+        let tx2 = tx.clone();
+        assert!(tx.send(Outbound::Message(b"a".to_vec())).is_ok());
+        let waiter = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(m) = rx.recv().await {
+                got.push(match m {
+                    Outbound::Message(b) | Outbound::Final(b) => b,
+                });
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        assert!(tx2.send(Outbound::Final(b"b".to_vec())).is_ok());
+        drop(tx);
+        drop(tx2);
+        assert_eq!(waiter.await.unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+
+        let (tx, rx) = inbox();
+        drop(rx);
+        assert!(
+            tx.send(Outbound::Final(Vec::new())).is_err(),
+            "receiver gone"
+        );
     }
 }
