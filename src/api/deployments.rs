@@ -237,10 +237,21 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
+    // The caller's own requests since 00:00 UTC, per deployment (flushed usage).
+    let now = app.ambient.now_ms();
+    let today = now - now.rem_euclid(86_400_000);
+    let (store, user) = (app.store.clone(), who.user.clone());
+    let counts = blocking(move || {
+        crate::gateway::meter::requests_since(&store, &user, today)
+            .map_err(|e| ApiError::from(DeployError::from(e)))
+    })
+    .await?;
     let mut all = Vec::new();
     for d in app.deployments.list() {
         if visible(&app, &who, &d)? {
-            all.push(view(&app, &d, &base));
+            let mut v = view(&app, &d, &base);
+            v["requestsToday"] = json!(counts.get(&d.record.id).copied().unwrap_or(0));
+            all.push(v);
         }
     }
     Ok(Json(json!({ "deployments": all })))

@@ -187,6 +187,22 @@ pub fn usage_of(store: &Store, user: &str) -> Result<Vec<UsageRecord>, StoreErro
         .collect())
 }
 
+/// A user's flushed request counts per deployment since `since_ms` (e.g. the start of
+/// today), for listings; counts still in the meter's memory arrive with the next flush.
+pub fn requests_since(
+    store: &Store,
+    user: &str,
+    since_ms: i64,
+) -> Result<HashMap<String, u64>, StoreError> {
+    let mut out = HashMap::new();
+    for u in usage_of(store, user)? {
+        if u.hour >= since_ms {
+            *out.entry(u.deployment).or_insert(0) += u.requests;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +237,10 @@ mod tests {
         assert_eq!(rows[0].tools["add"], 1);
         assert_eq!(rows[0].bytes_out, 60);
         assert_eq!(rows[1].hour, HOUR_MS);
+        let since = |ms| requests_since(&store, "alice", ms).unwrap();
+        assert_eq!(since(0).get("dep_1"), Some(&4));
+        assert_eq!(since(HOUR_MS).get("dep_1"), Some(&1));
+        assert!(since(2 * HOUR_MS).is_empty());
+        assert!(requests_since(&store, "bob", 0).unwrap().is_empty());
     }
 }
