@@ -738,9 +738,20 @@ async fn a_crash_mid_call_is_an_error_then_the_server_restarts() {
         .parse()
         .unwrap();
     assert_ne!(pid1, pid2);
-    let d = app
+    // The deployment record learns of the restart from the runtime's event channel, a
+    // moment after the instance itself restarted: wait (bounded) for it.
+    let mut d = app
         .get_as(&admin, &format!("/api/v1/deployments/{id}"))
         .await;
+    for _ in 0..100 {
+        if d.body["restarts"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        d = app
+            .get_as(&admin, &format!("/api/v1/deployments/{id}"))
+            .await;
+    }
     assert!(d.body["restarts"].as_u64().unwrap() >= 1, "{}", d.body);
     let ev = app
         .get_as(&admin, &format!("/api/v1/deployments/{id}/events"))
