@@ -140,6 +140,13 @@ fn found(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiErr
     })
 }
 
+/// Whether `who` belongs to the team of deployment `id` (which they must be able to see):
+/// the flag the deployments service's change rules take.
+fn team_member(app: &App, who: &Principal, id: &str) -> Result<bool, ApiError> {
+    let d = found(app, who, id)?;
+    in_team(app, who, &d)
+}
+
 /// Like [`found`], deleted deployments included: their history stays readable.
 fn found_in_history(app: &App, who: &Principal, id: &str) -> Result<Arc<Deployment>, ApiError> {
     let d = app
@@ -273,8 +280,7 @@ pub async fn restart(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = found(&app, &who, &id)?;
-    let member = in_team(&app, &who, &d)?;
+    let member = team_member(&app, &who, &id)?;
     let d = app.deployments.restart(&who, &id, member).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
@@ -292,8 +298,7 @@ pub async fn scale(
         body,
         r#"send {"cpu": …, "memory_mib": …, "min_instances": …, "max_instances": …, "concurrency": …}"#,
     )?;
-    let d = found(&app, &who, &id)?;
-    let member = in_team(&app, &who, &d)?;
+    let member = team_member(&app, &who, &id)?;
     let d = app.deployments.scale(&who, &id, &resources, member).await?;
     Ok(Json(view(&app, &d, &base_url(&headers))))
 }
@@ -303,8 +308,7 @@ pub async fn delete(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let d = found(&app, &who, &id)?;
-    let member = in_team(&app, &who, &d)?;
+    let member = team_member(&app, &who, &id)?;
     app.deployments.delete(&who, &id, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -495,8 +499,7 @@ pub async fn approve_tools(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = found(&app, &who, &id)?;
-    let member = in_team(&app, &who, &d)?;
+    let member = team_member(&app, &who, &id)?;
     app.deployments.owned(&who, &id, member)?;
     let Some(pins) = app.gateway.pins() else {
         return Err(ApiError::new(
