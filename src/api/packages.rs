@@ -18,7 +18,7 @@ use super::views;
 use crate::app::App;
 use crate::error::ErrorCode;
 use crate::registry::ListFilter;
-use crate::search::SearchQuery;
+use crate::search::{SearchQuery, Sort};
 use crate::store::VersionStatus;
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -182,6 +182,22 @@ pub struct SearchParams {
     registry_type: Option<String>,
     has_secrets: Option<String>,
     include_deprecated: Option<String>,
+    sort: Option<String>,
+}
+
+/// `?sort=`: `relevance` (the default: by relevance with text, by popularity without) or
+/// `updated` (most recently updated first).
+fn parse_sort(v: Option<&str>) -> Result<Sort, ApiError> {
+    match v {
+        None => Ok(Sort::Relevance),
+        Some(s) => Sort::parse(s).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("sort must be relevance or updated (got {s:?})"),
+            )
+            .with_hint("omit sort for relevance (popularity without q); sort=updated lists the newest first")
+        }),
+    }
 }
 
 pub async fn search(
@@ -200,6 +216,7 @@ pub async fn search(
             .unwrap_or(false),
         limit: parse_limit(p.limit.as_deref())?,
         offset: 0,
+        sort: parse_sort(p.sort.as_deref())?,
     };
     let registry = app.registry.clone();
     let cursor = p.cursor;

@@ -31,6 +31,8 @@ pub(crate) enum Order {
     Relevance,
     /// Popularity, then name.
     Popularity,
+    /// `updated_at` (newest first), then name.
+    Updated,
 }
 
 /// Ordered so that "better" is greater. Within a segment names compare by dictionary rank.
@@ -80,6 +82,8 @@ pub(crate) struct Text<'a> {
 
 pub(crate) struct Plan {
     pub k: usize,
+    /// Rank by `updated_at` instead of relevance or popularity.
+    pub by_updated: bool,
     pub exclude_deprecated: bool,
     pub secrets: Option<bool>,
     /// Global facet ids that must all be present; `None` is a value never seen (no match).
@@ -135,7 +139,11 @@ pub(crate) fn run_segment(
         None => {
             let total = matching.count();
             let deferred = count_facets(data, &matching, total, counts);
-            let top = top_by_popularity(plan.k, data, &matching, total);
+            let top = if plan.by_updated {
+                top_by_updated(plan.k, reader, data, &matching)?
+            } else {
+                top_by_popularity(plan.k, data, &matching, total)
+            };
             Ok(SegOutcome {
                 total,
                 top,
@@ -152,7 +160,11 @@ pub(crate) fn run_segment(
                 return Ok(empty());
             }
             let deferred = count_facets(data, &matching, total, counts);
-            let top = top_by_relevance(plan.k, &text, data, &matching, scores);
+            let top = if plan.by_updated {
+                top_by_updated(plan.k, reader, data, &matching)?
+            } else {
+                top_by_relevance(plan.k, &text, data, &matching, scores)
+            };
             Ok(SegOutcome {
                 total,
                 top,
@@ -323,6 +335,39 @@ fn top_by_popularity(k: usize, data: &SegData, matching: &Bits, total: u64) -> V
         .take(k)
         .map(|&d| entry(d))
         .collect()
+}
+
+/// Newest first. Only asked for by "recently updated" lists, so the column is read at query
+/// time rather than kept in the per-segment data every search pays for.
+fn top_by_updated(
+    k: usize,
+    reader: &SegmentReader,
+    data: &SegData,
+    matching: &Bits,
+) -> Result<Vec<Entry>, SearchError> {
+    let column = reader
+        .fast_fields()
+        .i64(super::schema::F_UPDATED_AT)
+        .map_err(|e| SearchError::Internal(e.to_string()))?;
+    let mut heap = BinaryHeap::with_capacity(k.min(4096) + 1);
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    for doc in matching.iter() {
+        let at = column.first(doc).unwrap_or(i64::MIN);
+        push_top(
+            &mut heap,
+            k,
+            Entry {
+                exact: false,
+                // Flipping the sign bit keeps i64 order in u64.
+                value: (at as u64) ^ (1 << 63),
+                name_ord: data.name_ord.get(doc as usize).copied().unwrap_or(u32::MAX),
+                doc,
+            },
+        );
+    }
+    Ok(heap.into_iter().map(|r| r.0).collect())
 }
 
 fn top_by_relevance(

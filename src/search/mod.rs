@@ -83,6 +83,35 @@ pub struct SearchQuery {
     /// 1..=100, validated by the caller.
     pub limit: usize,
     pub offset: usize,
+    pub sort: Sort,
+}
+
+/// The order of results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// With query text, relevance; without, popularity.
+    #[default]
+    Relevance,
+    /// Most recently updated first (then name), with or without query text.
+    Updated,
+}
+
+impl Sort {
+    /// The wire names (`?sort=`), as the API and the web UI spell them.
+    pub fn parse(s: &str) -> Option<Sort> {
+        match s {
+            "relevance" => Some(Sort::Relevance),
+            "updated" => Some(Sort::Updated),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Relevance => "relevance",
+            Sort::Updated => "updated",
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -463,6 +492,7 @@ impl SearchIndex {
         };
         let plan = Plan {
             k: sq.offset.saturating_add(sq.limit).min(MAX_WINDOW),
+            by_updated: sq.sort == Sort::Updated,
             exclude_deprecated: !sq.include_deprecated,
             secrets: sq.has_secrets,
             filters: [
@@ -533,6 +563,11 @@ impl SearchIndex {
             .filter_map(|(o, view)| Some((&*view.data, o.deferred.as_ref()?)))
             .collect();
         exec::finish_facets(&deferred, &snap.facet_keys, &mut counts, FACET_TOP);
+        let order = if plan.by_updated {
+            Order::Updated
+        } else {
+            order
+        };
         let mut pool = lock(&inner.scratch);
         if pool.len() < MAX_SCRATCH_BUFFERS {
             pool.push(scores);
@@ -596,7 +631,7 @@ fn assemble_page(
             name: name.to_owned(),
             score: match order {
                 Order::Relevance => exec::bits_score(e.value),
-                Order::Popularity => 0.0,
+                Order::Popularity | Order::Updated => 0.0,
             },
         })
         .collect();

@@ -67,6 +67,7 @@ pub(crate) const F_REGISTRY_TYPE: &str = "registry_type";
 pub(crate) const F_STATUS: &str = "status";
 pub(crate) const F_HAS_SECRETS: &str = "has_secrets";
 pub(crate) const F_POPULARITY: &str = "popularity";
+pub(crate) const F_UPDATED_AT: &str = "updated_at";
 
 pub(crate) fn build_schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
@@ -94,7 +95,7 @@ pub(crate) fn build_schema() -> (Schema, Fields) {
     let status = b.add_text_field(F_STATUS, STRING | FAST);
     let has_secrets = b.add_bool_field(F_HAS_SECRETS, FAST);
     let popularity = b.add_u64_field(F_POPULARITY, FAST);
-    let updated_at = b.add_i64_field("updated_at", FAST);
+    let updated_at = b.add_i64_field(F_UPDATED_AT, FAST);
     let tf = |field, boost, prose| TextField {
         field,
         boost,

@@ -703,3 +703,59 @@ fn zero_limit_still_counts() {
     assert_eq!(page.total, 2);
     assert!(!page.facets.tags.is_empty());
 }
+
+#[test]
+fn sort_updated_orders_newest_first_across_segments_with_filters_and_text() {
+    let mut docs = corpus();
+    for (i, d) in docs.iter_mut().enumerate() {
+        d.updated_at = 1_700_000_000 + i as i64 * 10;
+    }
+    let (_d, index) = open_with(docs);
+    // A later upsert lands in another segment and becomes the newest.
+    let mut fresh = doc("zzz/fresh", "Weather, freshly published");
+    fresh.updated_at = 1_800_000_000;
+    fresh.categories = strings(&["data"]);
+    index.apply(vec![Change::Upsert(fresh)], 2).unwrap();
+    let by_updated = |text: &str, category: Option<&str>| {
+        let page = index
+            .search(&SearchQuery {
+                q: text.to_owned(),
+                category: category.map(str::to_owned),
+                limit: 10,
+                sort: Sort::Updated,
+                ..Default::default()
+            })
+            .unwrap();
+        names(&page).into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    // Deprecated "old-weather" (index 3) stays out, as in every default search.
+    assert_eq!(
+        by_updated("", None),
+        [
+            "zzz/fresh",
+            "dev.remote/fetch",
+            "com.example/postgres",
+            "io.github.tools/github",
+            "io.github.acme/weather-server",
+        ]
+    );
+    assert_eq!(
+        by_updated("", Some("data")),
+        [
+            "zzz/fresh",
+            "com.example/postgres",
+            "io.github.acme/weather-server"
+        ]
+    );
+    // Text still selects the matches; the order is recency, not relevance.
+    assert_eq!(
+        by_updated("weather", None),
+        ["zzz/fresh", "io.github.acme/weather-server"]
+    );
+    assert_eq!(
+        search(&index, "weather"),
+        ["io.github.acme/weather-server", "zzz/fresh"]
+    );
+    assert_eq!(Sort::parse("updated"), Some(Sort::Updated));
+    assert_eq!(Sort::parse("newest"), None);
+}

@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::error::ErrorCode;
 use crate::registry::PackageInfo;
 use crate::registry::manifest::ServerVersion;
-use crate::search::SearchQuery;
+use crate::search::{SearchQuery, Sort};
 
 /// Cards per explore page.
 const PAGE_SIZE: usize = 24;
@@ -41,8 +41,13 @@ pub struct ExploreParams {
     transport: Option<String>,
     /// "yes" | "no" | "" (any)
     secrets: Option<String>,
+    /// "" | "relevance" (popularity without text) | "updated"
+    sort: Option<String>,
     cursor: Option<String>,
 }
+
+/// Entries in the explore page's "Recently updated" list.
+const RECENT: usize = 6;
 
 fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref()
@@ -64,6 +69,15 @@ async fn explore_ctx(app: &Arc<App>, p: ExploreParams) -> Result<Value, HtmlErro
             ));
         }
     };
+    let sort = match non_empty(&p.sort) {
+        None => Sort::Relevance,
+        Some(s) => Sort::parse(&s).ok_or_else(|| {
+            HtmlError::new(
+                ErrorCode::InvalidRequest,
+                format!("sort must be relevance or updated (got {s:?})"),
+            )
+        })?,
+    };
     let q = SearchQuery {
         q: non_empty(&p.q).unwrap_or_default(),
         category: non_empty(&p.category),
@@ -74,6 +88,7 @@ async fn explore_ctx(app: &Arc<App>, p: ExploreParams) -> Result<Value, HtmlErro
         include_deprecated: false,
         limit: PAGE_SIZE,
         offset: 0,
+        sort,
     };
     let filtered = !q.q.is_empty()
         || q.category.is_some()
@@ -82,7 +97,27 @@ async fn explore_ctx(app: &Arc<App>, p: ExploreParams) -> Result<Value, HtmlErro
         || has_secrets.is_some();
     let registry = app.registry.clone();
     let cursor = non_empty(&p.cursor);
-    let result = blocking(move || Ok(registry.search(q, cursor.as_deref())?)).await?;
+    // The browse view (nothing typed or chosen, first page) lists the newest next to the
+    // most popular: a second search, ordered by update time.
+    let browse = !filtered && cursor.is_none() && sort == Sort::Relevance;
+    let (result, recent) = blocking(move || {
+        let recent = if browse {
+            let newest = SearchQuery {
+                limit: RECENT,
+                sort: Sort::Updated,
+                ..Default::default()
+            };
+            registry.search(newest, None)?.items
+        } else {
+            Vec::new()
+        };
+        Ok((registry.search(q, cursor.as_deref())?, recent))
+    })
+    .await?;
+    let recent: Vec<Value> = recent
+        .iter()
+        .map(|(info, _)| views::package_summary(info))
+        .collect();
     let mut facets = serde_json::to_value(&result.facets).unwrap_or_default();
     // A chosen filter stays selectable even when the facet list no longer shows it.
     for (key, chosen) in [
@@ -109,6 +144,7 @@ async fn explore_ctx(app: &Arc<App>, p: ExploreParams) -> Result<Value, HtmlErro
             ("tag", &p.tag),
             ("transport", &p.transport),
             ("secrets", &p.secrets),
+            ("sort", &p.sort),
         ] {
             if let Some(v) = non_empty(v) {
                 qs.push(format!("{k}={}", urlencode(&v)));
@@ -123,7 +159,9 @@ async fn explore_ctx(app: &Arc<App>, p: ExploreParams) -> Result<Value, HtmlErro
         "tag": non_empty(&p.tag),
         "transport": non_empty(&p.transport),
         "secrets": p.secrets.clone().unwrap_or_default(),
+        "sort": sort.as_str(),
         "filtered": filtered,
+        "recent": recent,
         "paged": non_empty(&p.cursor).is_some(),
         "total": result.total,
         "cards": cards,
@@ -157,8 +195,10 @@ pub async fn explore(
     params: Result<Query<ExploreParams>, QueryRejection>,
 ) -> Result<Response, HtmlError> {
     let ctx = explore_ctx(&app, query(params)?).await?;
+    // htmx swaps the results and, out of band, the filters (their facet counts follow the
+    // results).
     let template = if headers.contains_key("hx-request") {
-        "_results.html"
+        "_explore.html"
     } else {
         "explore.html"
     };

@@ -335,3 +335,105 @@ async fn blog_feed_is_atom_with_every_post() {
     );
     app.stop().await;
 }
+
+fn small_yaml(name: &str, version: &str, category: &str) -> String {
+    format!(
+        "name: {name}\ndescription: Test server {name}\nversion: {version}\ncategories: [{category}]\n\
+         package:\n  registryType: npm\n  identifier: \"@t/{name}\"\n  version: {version}\ntransport: stdio\n"
+    )
+}
+
+/// The browse view lists the newest packages next to the popular ones, `sort=updated`
+/// orders by update time in the page and in the JSON API, and an htmx search returns the
+/// filters (with the facet counts of its results) for an out-of-band swap.
+#[tokio::test]
+async fn explore_lists_recently_updated_and_refreshes_facets() {
+    let app = TestApp::start().await;
+    let admin = app.admin_key.clone();
+    // Updates are ordered by the second (the index keeps seconds): space them out.
+    for (name, version, category) in [
+        ("alpha", "1.0.0", "data"),
+        ("bravo", "1.0.0", "data"),
+        ("charlie", "1.0.0", "devtools"),
+        ("alpha", "1.1.0", "data"),
+    ] {
+        let r = app
+            .publish(
+                Some(&admin),
+                &small_yaml(name, version, category),
+                "application/yaml",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let names = |body: &serde_json::Value| -> Vec<String> {
+        body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // JSON API: newest first; the default is popularity (all equal here: by name).
+    let r = app.get("/api/v1/search?sort=updated").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(names(&r.body), ["admin/alpha", "admin/charlie", "admin/bravo"]);
+    let r = app.get("/api/v1/search").await;
+    assert_eq!(names(&r.body), ["admin/alpha", "admin/bravo", "admin/charlie"]);
+    let r = app
+        .get("/api/v1/search?q=server&category=data&sort=updated")
+        .await;
+    assert_eq!(names(&r.body), ["admin/alpha", "admin/bravo"]);
+    let r = app.get("/api/v1/search?sort=newest").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "invalid_request");
+    assert!(r.body["error"]["hint"].as_str().is_some(), "{}", r.body);
+
+    // The page: "Recently updated" beside "Popular", newest first.
+    let home = page(&app, "/").await;
+    check_no_inline_code("/", &home.body);
+    let body = home.body.replace("&#x2f;", "/");
+    let recent = body
+        .split("id=\"recent\"")
+        .nth(1)
+        .expect("a recently-updated list")
+        .split("</aside>")
+        .next()
+        .unwrap();
+    let pos = |n: &str| recent.find(&format!("href=\"/packages/admin/{n}\"")).unwrap();
+    assert!(pos("alpha") < pos("charlie") && pos("charlie") < pos("bravo"), "{recent}");
+    assert!(body.contains("Popular — 3 packages"), "{body}");
+    let sorted = page(&app, "/?sort=updated").await;
+    assert!(sorted.body.contains("Recently updated — 3 packages"));
+    assert!(!sorted.body.contains("id=\"recent\""), "no second list when sorted");
+    assert_eq!(page(&app, "/?sort=sideways").await.status, 400);
+
+    // As-you-type: the fragment carries the results and the filters, whose counts follow
+    // the query (the category select lists only what the results have).
+    let frag = app
+        .client
+        .get(app.url("/?q=charlie"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!frag.contains("<html"), "a fragment, not a page");
+    assert!(frag.contains("id=\"results\""), "{frag}");
+    let filters = frag
+        .split("id=\"filters\"")
+        .nth(1)
+        .expect("the filters, for the out-of-band swap")
+        .split("id=\"results\"")
+        .next()
+        .unwrap();
+    assert!(filters.contains(">devtools (1)</option>"), "{filters}");
+    assert!(!filters.contains(">data ("), "{filters}");
+    let full = page(&app, "/").await;
+    assert!(full.body.contains(">data (2)</option>"));
+    assert!(full.body.contains("hx-select-oob=\"#filters:innerHTML\""));
+    app.stop().await;
+}
