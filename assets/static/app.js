@@ -224,11 +224,76 @@
     });
   };
 
+  // Event kinds that say something about a deployment's health, for its history.
+  var HEALTH_KINDS = { created: 1, installing: 1, installed: 1, install_failed: 1, scan_blocked: 1, started: 1,
+    restarting: 1, restart_requested: 1, failed: 1, stopped: 1, idle_stopped: 1, deleted: 1, scaled: 1 };
+
+  function toolText(t) {
+    if (!t) return el("span", { class: "muted", text: "—" });
+    var box = el("div", {}, [el("div", { text: t.tool.description || "(no description)" })]);
+    if (t.tool.inputSchema) {
+      box.appendChild(el("details", {}, [el("summary", { text: "input schema" }),
+        el("pre", { class: "schema", text: JSON.stringify(t.tool.inputSchema, null, 2) })]));
+    }
+    return box;
+  }
+
   pages.deployment = function () {
     requireLogin().then(function () {
       var id = $("#deployment").dataset.id;
       var path = "/deployments/" + encodeURIComponent(id);
-      var lastHealth = null;
+      var health = "…";
+      var history = [];
+      function paintHistory() {
+        var ol = $("#health-history"); ol.textContent = "";
+        ol.appendChild(el("li", {}, [el("strong", { text: "now " }), statusSpan(health)]));
+        history.forEach(function (e) {
+          ol.appendChild(el("li", {}, [el("time", { datetime: e.at, text: e.at.replace("T", " ").slice(0, 19) }), " ",
+            statusSpan(e.kind), " " + e.message]));
+        });
+      }
+      // The rug-pull pins: what changed since the owner approved the tools, and approval.
+      var pendingSeen = null;
+      function loadTools() {
+        api("GET", path + "/tools").then(function (v) {
+          var pinned = v.pinned || [];
+          $("#tools-pinned-count").textContent = String(pinned.length);
+          var ul = $("#tools-pinned"); ul.textContent = "";
+          pinned.forEach(function (p) { ul.appendChild(el("li", {}, [el("code", { text: p.tool.name }), " — " + (p.tool.description || "")])); });
+          $("#tools-state").textContent = v.pinnedAt
+            ? pinned.length + " tool" + (pinned.length === 1 ? "" : "s") + " approved since " + new Date(v.pinnedAt).toISOString().slice(0, 19).replace("T", " ") + " UTC" + (v.pending ? "." : "; nothing has changed since.")
+            : "No tools seen yet: they are pinned when a client first lists them.";
+          var box = $("#tools-pending");
+          if (!v.pending) { box.hidden = true; pendingSeen = null; return; }
+          if (pendingSeen === v.pending.seenAt) return;
+          pendingSeen = v.pending.seenAt;
+          var changes = v.pending.changes || [];
+          $("#tools-warning").textContent = changes.length + " tool change" + (changes.length === 1 ? "" : "s") +
+            " since approval (a server changing what it tells the model can be a rug pull). " +
+            (v.mode === "block" ? "Changed and added tools are hidden from clients and refused until you approve them." : "They are passed through (warn mode), but wait for your review.");
+          var body = $("#tools-diff tbody"); body.textContent = "";
+          changes.forEach(function (c) {
+            var what = c.kind === "changed" ? "changed " + (c.fields || []).join(" and ") : c.kind;
+            body.appendChild(el("tr", { "data-tool": c.name, "data-kind": c.kind }, [el("td", {}, [el("code", { text: c.name })]),
+              el("td", {}, [el("span", { class: "status status-" + (c.kind === "removed" ? "stopped" : c.kind === "added" ? "installing" : "failed"), text: what })]),
+              el("td", {}, [toolText(c.before)]), el("td", {}, [toolText(c.after)])]));
+          });
+          var fl = $("#tools-findings"); fl.textContent = "";
+          (v.findings || []).forEach(function (f) {
+            fl.appendChild(el("li", {}, [el("span", { class: "badge badge-warn", text: f.severity }), " ", el("code", { text: f.rule }), " " + f.message]));
+          });
+          box.hidden = false;
+        }, function (e) { $("#tools-state").textContent = String(e); });
+      }
+      $("#approve-form").addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var err = $("#approve-error"); clearError(err);
+        confirmDialog("Approve the listed tool changes? Clients will see and call the new tools.").then(function (ok) {
+          if (!ok) return;
+          api("POST", path + "/tools/approve").then(function () { toast("Tool changes approved"); pendingSeen = null; loadTools(); refresh(); },
+            function (e) { showError(err, e); });
+        });
+      });
       function refresh() {
         api("GET", path).then(function (d) {
           $("#dep-title").textContent = d.package + " " + d.version;
@@ -239,20 +304,22 @@
         }, function (e) { $("#dep-status").textContent = String(e); });
         fetch(API + path + "/health", { credentials: "same-origin", headers: { Accept: "application/json" } })
           .then(function (r) { return r.json(); }).then(function (h) {
-            var st = h.status || (h.error && h.error.code) || "unknown";
-            var n = $("#dep-health"); n.textContent = st; n.className = "status status-" + st;
-            if (st !== lastHealth) {
-              lastHealth = st;
-              $("#health-history").prepend(el("li", {}, [new Date().toLocaleTimeString() + " ", statusSpan(st)]));
-            }
+            health = h.status || (h.error && h.error.code) || "unknown";
+            var n = $("#dep-health"); n.textContent = health; n.className = "status status-" + health;
+            paintHistory();
           }).catch(function () {});
         api("GET", path + "/events").then(function (r) {
+          var all = (r.events || []);
           var ol = $("#events"); ol.textContent = "";
-          (r.events || []).slice(-50).reverse().forEach(function (e) {
+          all.slice(-50).reverse().forEach(function (e) {
             ol.appendChild(el("li", {}, [el("time", { datetime: e.at, text: e.at.replace("T", " ").slice(0, 19) }), " " + e.kind + ": " + e.message]));
           });
+          history = all.filter(function (e) { return HEALTH_KINDS[e.kind]; }).slice(-30).reverse();
+          paintHistory();
         }).catch(function () {});
       }
+      loadTools();
+      setInterval(loadTools, 5000);
       refresh();
       setInterval(refresh, 2000);
       var chart = $("#usage-chart");
@@ -297,25 +364,44 @@
     requireLogin().then(function () {
       var form = $("#deploy-form");
       var pkg = form.dataset.package;
-      var have = {};
+      var have = {};     // the caller's own secrets
+      var haveTeam = {}; // the chosen team's secrets
+      function team() { return $("#team").value; }
+      function target() { var r = $('input[name="target"]:checked'); return r ? r.value : "local"; }
       function paint() {
         $$(".secret-row").forEach(function (row) {
           var name = row.dataset.secret;
           var st = $(".secret-state", row);
-          var set = !!have[name];
-          st.textContent = set ? "set ✓" : (row.dataset.required === "true" ? "missing" : "not set (optional)");
+          var own = !!have[name], shared = !own && !!haveTeam[name];
+          var set = own || shared;
+          st.textContent = own ? "set ✓" : shared ? "set by team " + team() + " ✓" : (row.dataset.required === "true" ? "missing" : "not set (optional)");
           st.className = "secret-state " + (set ? "set" : "missing");
           $(".inline-set", row).hidden = set;
         });
       }
+      function names(r) { var m = {}; ((r && r.secrets) || []).forEach(function (s) { m[s.name] = true; }); return m; }
       function loadSecrets() {
-        return api("GET", "/secrets").then(function (r) {
-          have = {};
-          ((r && r.secrets) || []).forEach(function (s) { have[s.name] = true; });
-          paint();
-        });
+        var t = team();
+        return Promise.all([
+          api("GET", "/secrets"),
+          t ? api("GET", "/secrets?team=" + encodeURIComponent(t)) : Promise.resolve(null)
+        ]).then(function (rs) { have = names(rs[0]); haveTeam = names(rs[1]); paint(); });
       }
       loadSecrets().catch(function (e) { showError($("#deploy-error"), e); });
+      // Deploy as yourself or as one of your teams.
+      api("GET", "/me").then(function (u) {
+        var sel = $("#team");
+        (u.teams || []).forEach(function (t) { sel.appendChild(el("option", { value: t.name, text: "Team " + t.name + " (" + t.role + ")" })); });
+      }).catch(function () {});
+      $("#team").addEventListener("change", function () { loadSecrets().catch(function (e) { showError($("#deploy-error"), e); }); });
+      // The tier list follows the target.
+      function showTiers() {
+        var cloud = target() === "cloudrun";
+        $("#tier-local").hidden = cloud;
+        $("#tier-cloud").hidden = !cloud;
+      }
+      $$('input[name="target"]').forEach(function (r) { r.addEventListener("change", showTiers); });
+      showTiers();
       form.addEventListener("click", function (ev) {
         var b = ev.target.closest("[data-set-secret]");
         if (!b) return;
@@ -336,7 +422,7 @@
       form.addEventListener("submit", function (ev) {
         ev.preventDefault();
         var err = $("#deploy-error"); clearError(err);
-        var missing = $$(".secret-row").filter(function (r) { return r.dataset.required === "true" && !have[r.dataset.secret]; })
+        var missing = $$(".secret-row").filter(function (r) { return r.dataset.required === "true" && !have[r.dataset.secret] && !haveTeam[r.dataset.secret]; })
           .map(function (r) { return r.dataset.secret; });
         if (missing.length) {
           showError(err, "Set the required secret" + (missing.length > 1 ? "s " : " ") + missing.join(", ") +
@@ -353,25 +439,41 @@
           config[i.dataset.config] = i.value;
         });
         if (bad) { showError(err, bad); return; }
+        var body = { package: pkg, version: $("#version").value, config: config, target: target() };
+        var tier = target() === "cloudrun" ? $("#tier-cloud-select").value : $("#tier-local-select").value;
+        if (tier) body.tier = tier;
+        if (team()) body.team = team();
         var button = $("#deploy-button"); button.disabled = true;
         var steps = $("#progress-steps"); steps.textContent = "";
+        $("#deploy-done").hidden = true;
         $("#progress").hidden = false;
         function step(t) { steps.appendChild(el("li", { text: t })); }
-        step("Requesting deployment of " + pkg + " " + $("#version").value + "…");
-        api("POST", "/deploy", { package: pkg, version: $("#version").value, config: config }).then(function (d) {
+        step("Requesting deployment of " + pkg + " " + body.version + (body.target === "cloudrun" ? " on Cloud Run" : "") +
+          (tier ? ", tier " + tier : "") + (body.team ? ", for team " + body.team : "") + "…");
+        api("POST", "/deploy", body).then(function (d) {
           step("Created " + d.id + " (" + d.status + ")");
-          var last = d.status;
+          var last = d.status, lastHealth = null, started = Date.now();
+          var depPath = "/deployments/" + encodeURIComponent(d.id);
           var poll = setInterval(function () {
-            api("GET", "/deployments/" + encodeURIComponent(d.id)).then(function (x) {
+            api("GET", depPath).then(function (x) {
               if (x.status !== last) { last = x.status; step("Status: " + x.status); }
               if (x.status === "ready" || x.status === "running") {
-                clearInterval(poll);
                 $("#deploy-url").textContent = x.url;
                 $("#deploy-page").href = "/dashboard/deployments/" + encodeURIComponent(x.id);
                 $("#deploy-done").hidden = false;
-              } else if (x.status === "failed") {
+                // Then health, until it is healthy (a local server starts on first use).
+                return fetch(API + depPath + "/health", { credentials: "same-origin", headers: { Accept: "application/json" } })
+                  .then(function (r) { return r.json(); }).then(function (h) {
+                    if (h.status !== lastHealth) {
+                      lastHealth = h.status;
+                      step("Health: " + h.status + (h.status === "idle" ? " (it starts when the first client connects)" : ""));
+                    }
+                    if (h.status === "healthy" || h.status === "failed" || Date.now() - started > 600000) clearInterval(poll);
+                  });
+              } else if (x.status === "failed" || x.status === "blocked") {
                 clearInterval(poll);
-                showError(err, "Deployment failed: " + (x.lastError || "see its logs"));
+                showError(err, (x.status === "blocked" ? "The deploy-time scan blocked it: " : "Deployment failed: ") + (x.lastError || "see its page"));
+                $("#deploy-page").href = "/dashboard/deployments/" + encodeURIComponent(x.id);
                 button.disabled = false;
               }
             }).catch(function () {});
@@ -389,30 +491,39 @@
 
   function secretsTab() {
     var body = $("#secrets-table tbody");
+    var owner = $("#secret-owner");
+    function q() { return owner.value ? "?team=" + encodeURIComponent(owner.value) : ""; }
     function load() {
-      api("GET", "/secrets").then(function (r) {
+      clearError($("#secret-error"));
+      api("GET", "/secrets" + q()).then(function (r) {
         body.textContent = "";
         var list = (r && r.secrets) || [];
-        if (!list.length) body.appendChild(el("tr", {}, [el("td", { colspan: "5", class: "muted", text: "No secrets yet." })]));
+        if (!list.length) body.appendChild(el("tr", {}, [el("td", { colspan: "5", class: "muted", text: owner.value ? "Team " + owner.value + " has no secrets yet." : "No secrets yet." })]));
         list.forEach(function (s) {
           var del = el("button", { class: "btn btn-small btn-danger", type: "button", text: "Delete", "aria-label": "Delete " + s.name });
           del.addEventListener("click", function () {
-            confirmDialog("Delete the secret " + s.name + "? Servers that need it will stop accepting your connections.").then(function (ok) {
-              if (ok) api("DELETE", "/secrets/" + encodeURIComponent(s.name)).then(load, function (e) { toast(String(e)); });
+            confirmDialog("Delete the secret " + s.name + "? Servers that need it will stop accepting " + (owner.value ? "the team's" : "your") + " connections.").then(function (ok) {
+              if (ok) api("DELETE", "/secrets/" + encodeURIComponent(s.name) + q()).then(load, function (e) { toast(String(e)); });
             });
           });
-          body.appendChild(el("tr", {}, [el("td", {}, [el("code", { text: s.name })]), el("td", { text: s.description || "" }),
+          body.appendChild(el("tr", { "data-secret": s.name }, [el("td", {}, [el("code", { text: s.name })]), el("td", { text: s.description || "" }),
             el("td", { text: day(s.updatedAt) }), el("td", { text: day(s.lastUsedAt) }), el("td", {}, [del])]));
         });
       }, function (e) { showError($("#secret-error"), e); });
     }
+    api("GET", "/me").then(function (u) {
+      (u.teams || []).forEach(function (t) { owner.appendChild(el("option", { value: t.name, text: "Team " + t.name + " (" + t.role + ")" })); });
+      var want = new URLSearchParams(location.search).get("team");
+      if (want && $$("option", owner).some(function (o) { return o.value === want; })) { owner.value = want; load(); }
+    }).catch(function () {});
+    owner.addEventListener("change", load);
     load();
     $("#secret-form").addEventListener("submit", function (ev) {
       ev.preventDefault();
       var err = $("#secret-error"); clearError(err);
       var b = { name: $("#secret-name").value.trim(), value: $("#secret-value").value };
       if ($("#secret-desc").value) b.description = $("#secret-desc").value;
-      api("POST", "/secrets", b).then(function () {
+      api("POST", "/secrets" + q(), b).then(function () {
         $("#secret-value").value = ""; $("#secret-name").value = ""; $("#secret-desc").value = "";
         toast("Secret saved"); load();
       }, function (e) { showError(err, e); });
@@ -446,7 +557,7 @@
           }
           body.appendChild(el("tr", { "data-key": k.name }, [el("td", { text: k.name }), el("td", {}, [el("code", { text: k.prefix || "" })]),
             el("td", { text: (k.scopes || []).join(", ") }), el("td", { text: day(k.created_at || k.createdAt) }),
-            el("td", { text: day(k.expires_at || k.expiresAt) || "never" }),
+            el("td", { text: k.expires_at ? day(k.expires_at) : "never" }),
             el("td", { class: "key-state", text: active ? "active" : "revoked" }), actions]));
         });
       }, function (e) { showError($("#key-error"), e); });
@@ -476,17 +587,56 @@
         $("#p-namespaces").textContent = (u.namespaces || []).join(", ") || "none";
         $("#p-teams").textContent = (u.teams || []).map(function (t) { return t.name + " (" + t.role + ")"; }).join(", ") || "none";
         if (u.role === "admin") { $("#admin").hidden = false; loadUsers(); }
-      });
+        me = u;
+        loadTeams();
+      }, function () { loadTeams(); });
+      var me = null;
       function loadTeams() {
         api("GET", "/teams").then(function (r) {
           var ul = $("#teams-list"); ul.textContent = "";
-          ((r && r.teams) || r || []).forEach(function (t) { ul.appendChild(el("li", { text: t.name + (t.role ? " — " + t.role : "") })); });
-        }).catch(function () {});
+          var list = (r && r.teams) || [];
+          if (!list.length) ul.appendChild(el("li", { class: "muted", text: "You are in no team." }));
+          list.forEach(function (t) {
+            var li = el("li", { class: "team", "data-team": t.name }, [el("h3", {}, [t.name + " ", el("span", { class: "badge", text: t.role || "" })])]);
+            var members = el("ul", { class: "plain members" });
+            li.appendChild(members);
+            ul.appendChild(li);
+            var manage = t.role === "owner" || (me && me.role === "admin");
+            api("GET", "/teams/" + encodeURIComponent(t.name)).then(function (d) {
+              (d.members || []).forEach(function (m) {
+                var row = el("li", {}, [m.username + " — " + m.role + " "]);
+                if (manage) {
+                  var rm = el("button", { class: "btn btn-small", type: "button", text: "Remove", "aria-label": "Remove " + m.username + " from " + t.name });
+                  rm.addEventListener("click", function () {
+                    confirmDialog("Remove " + m.username + " from team " + t.name + "?").then(function (ok) {
+                      if (ok) api("DELETE", "/teams/" + encodeURIComponent(t.name) + "/members/" + encodeURIComponent(m.username)).then(loadTeams, function (e) { toast(String(e)); });
+                    });
+                  });
+                  row.appendChild(rm);
+                }
+                members.appendChild(row);
+              });
+            }).catch(function () {});
+            if (manage) {
+              var uid = "add-" + t.name.replace(/[^a-z0-9_-]/gi, "_");
+              var user = el("input", { id: uid, required: "required", autocomplete: "off" });
+              var role = el("select", { id: uid + "-role", "aria-label": "Role in " + t.name }, [el("option", { value: "member", text: "member" }), el("option", { value: "owner", text: "owner" })]);
+              var err = el("p", { class: "form-error", role: "alert", hidden: "hidden" });
+              var f = el("form", { class: "form form-inline", novalidate: "novalidate" }, [el("label", { for: uid, text: "Add member" }), user, role,
+                el("button", { class: "btn btn-small", type: "submit", text: "Add" }), err]);
+              f.addEventListener("submit", function (ev) {
+                ev.preventDefault(); clearError(err);
+                api("POST", "/teams/" + encodeURIComponent(t.name) + "/members", { username: user.value.trim(), role: role.value })
+                  .then(function () { toast("Member added"); loadTeams(); }, function (e) { showError(err, e); });
+              });
+              li.appendChild(f);
+            }
+          });
+        }).catch(function (e) { showError($("#team-error"), e); });
       }
-      loadTeams();
       $("#team-form").addEventListener("submit", function (ev) {
         ev.preventDefault(); var err = $("#team-error"); clearError(err);
-        api("POST", "/teams", { name: $("#team-name").value.trim() }).then(function () { $("#team-name").value = ""; loadTeams(); }, function (e) { showError(err, e); });
+        api("POST", "/teams", { name: $("#team-name").value.trim() }).then(function () { $("#team-name").value = ""; toast("Team created"); loadTeams(); }, function (e) { showError(err, e); });
       });
       function loadUsers() {
         api("GET", "/users").then(function (r) {
@@ -498,15 +648,28 @@
               api("POST", "/users/" + encodeURIComponent(u.username) + (u.disabled ? "/enable" : "/disable")).then(loadUsers, function (e) { toast(String(e)); });
             });
             var reset = el("button", { class: "btn btn-small", type: "button", text: "Reset password" });
-            reset.addEventListener("click", function () {
-              var pw = window.prompt("New temporary password for " + u.username + " (they must change it at next sign-in):");
-              if (pw) api("POST", "/users/" + encodeURIComponent(u.username) + "/password", { new_password: pw }).then(function () { toast("Password reset"); }, function (e) { toast(String(e)); });
-            });
+            reset.addEventListener("click", function () { resetPassword(u.username); });
             acts.appendChild(tog); acts.appendChild(reset);
             body.appendChild(el("tr", {}, [el("td", { text: u.username }), el("td", { text: u.role }), el("td", { text: u.disabled ? "disabled" : "active" }), acts]));
           });
         }).catch(function (e) { showError($("#user-error"), e); });
       }
+      var resetFor = null;
+      function resetPassword(username) {
+        resetFor = username;
+        $("#reset-user").textContent = username;
+        $("#reset-password").value = "";
+        clearError($("#reset-error"));
+        $("#reset-dialog").showModal();
+        $("#reset-password").focus();
+      }
+      $("#reset-cancel").addEventListener("click", function () { $("#reset-dialog").close(); });
+      $("#reset-form").addEventListener("submit", function (ev) {
+        ev.preventDefault();
+        var err = $("#reset-error"); clearError(err);
+        api("POST", "/users/" + encodeURIComponent(resetFor) + "/password", { new_password: $("#reset-password").value })
+          .then(function () { $("#reset-dialog").close(); toast("Password reset for " + resetFor); loadUsers(); }, function (e) { showError(err, e); });
+      });
       $("#user-form").addEventListener("submit", function (ev) {
         ev.preventDefault(); var err = $("#user-error"); clearError(err);
         api("POST", "/users", { username: $("#new-username").value.trim(), password: $("#new-user-password").value, role: $("#new-user-role").value })

@@ -96,6 +96,16 @@ impl Default for CloudRunConfig {
     }
 }
 
+/// Why the Cloud Run target is unavailable with this configuration, if it is: what the
+/// deploy wizard shows (the same reasons [`Targets`] refuses with; a credentials file that
+/// cannot be read is only found when it starts, and the deploy then says so).
+pub fn unavailable(cfg: Option<&CloudRunConfig>) -> Option<String> {
+    match cfg {
+        None => Some("this Sigil has no [cloudrun] section in sigil.toml".to_string()),
+        Some(cfg) => cfg.missing(),
+    }
+}
+
 impl CloudRunConfig {
     /// Why the target cannot be used as configured, if it cannot.
     pub fn missing(&self) -> Option<String> {

@@ -443,7 +443,8 @@ pub async fn deploy(
     let ctx = blocking(move || {
         let mut ctx = package_ctx(&app, &name, &base)?;
         ctx["section"] = "servers".into();
-        ctx["cloud_run"] = false.into();
+        let declared = ctx["tier"].as_str().unwrap_or_default().to_string();
+        ctx["targets"] = targets_ctx(&app, &declared);
         Ok(ctx)
     })
     .await
@@ -452,6 +453,61 @@ pub async fn deploy(
         _ => e,
     })?;
     Ok(html("deploy.html", &ctx))
+}
+
+/// The wizard's target and tier steps: the local runtime's `[runtime.tiers]`, and Cloud Run
+/// (with its tiers and their cost estimates) when `[cloudrun]` is configured, or why not.
+fn targets_ctx(app: &App, declared_tier: &str) -> Value {
+    let limits = |t: &crate::config::TierLimits| {
+        let mut parts = Vec::new();
+        if let Some(m) = t.memory_mb {
+            parts.push(format!("{m} MB memory"));
+        }
+        if let Some(f) = t.open_files {
+            parts.push(format!("{f} open files"));
+        }
+        if let Some(p) = t.processes {
+            parts.push(format!("{p} processes"));
+        }
+        if parts.is_empty() {
+            "the runtime-wide limits".to_string()
+        } else {
+            parts.join(", ")
+        }
+    };
+    let local: Vec<Value> = app
+        .config
+        .runtime
+        .tiers
+        .iter()
+        .map(|(name, t)| json!({"name": name, "limits": limits(t)}))
+        .collect();
+    let cfg = app.config.cloudrun.as_ref();
+    let reason = crate::cloudrun::unavailable(cfg);
+    let prices = cfg.map(|c| c.prices.clone()).unwrap_or_default();
+    let declared = crate::cloudrun::Tier::parse(declared_tier)
+        .unwrap_or(crate::cloudrun::Tier::ApiRouter)
+        .as_str();
+    let cloud: Vec<Value> = crate::cloudrun::Tier::ALL
+        .iter()
+        .map(|t| {
+            let p = t.placement();
+            json!({
+                "name": t.as_str(),
+                "cpu": crate::cloudrun::tiers::cpu_string(p.cpu),
+                "memoryMib": p.memory_mib,
+                "maxInstances": p.max_instances,
+                "monthlyUsd": format!("{:.2}", crate::cloudrun::tiers::estimate(&p, &prices).monthly_usd),
+                "declared": t.as_str() == declared,
+            })
+        })
+        .collect();
+    json!({
+        "local_tiers": local,
+        "cloud_run": reason.is_none(),
+        "cloud_reason": reason,
+        "cloud_tiers": cloud,
+    })
 }
 
 pub async fn dashboard() -> Response {
