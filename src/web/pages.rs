@@ -372,6 +372,7 @@ fn package_ctx(app: &App, name: &str, base: &str) -> Result<Value, HtmlError> {
         })).collect::<Vec<_>>(),
         "scan": scan,
         "tier": s.ext.tier.clone().unwrap_or_else(|| "processing".into()),
+        "declared_tier": s.ext.tier,
         "gateway_url": url,
         "snippets": snippets(name, &url),
     }))
@@ -443,7 +444,7 @@ pub async fn deploy(
     let ctx = blocking(move || {
         let mut ctx = package_ctx(&app, &name, &base)?;
         ctx["section"] = "servers".into();
-        let declared = ctx["tier"].as_str().unwrap_or_default().to_string();
+        let declared = ctx["declared_tier"].as_str().unwrap_or_default().to_string();
         ctx["targets"] = targets_ctx(&app, &declared);
         Ok(ctx)
     })
@@ -485,9 +486,9 @@ fn targets_ctx(app: &App, declared_tier: &str) -> Value {
     let cfg = app.config.cloudrun.as_ref();
     let reason = crate::cloudrun::unavailable(cfg);
     let prices = cfg.map(|c| c.prices.clone()).unwrap_or_default();
-    let declared = crate::cloudrun::Tier::parse(declared_tier)
-        .unwrap_or(crate::cloudrun::Tier::ApiRouter)
-        .as_str();
+    // The package's declared tier when it names a Cloud Run one, else Cloud Run's default.
+    let declared = crate::cloudrun::Tier::parse(declared_tier);
+    let selected = declared.unwrap_or(crate::cloudrun::Tier::ApiRouter);
     let cloud: Vec<Value> = crate::cloudrun::Tier::ALL
         .iter()
         .map(|t| {
@@ -498,7 +499,8 @@ fn targets_ctx(app: &App, declared_tier: &str) -> Value {
                 "memoryMib": p.memory_mib,
                 "maxInstances": p.max_instances,
                 "monthlyUsd": format!("{:.2}", crate::cloudrun::tiers::estimate(&p, &prices).monthly_usd),
-                "declared": t.as_str() == declared,
+                "selected": *t == selected,
+                "declared": Some(*t) == declared,
             })
         })
         .collect();

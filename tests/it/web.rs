@@ -437,3 +437,68 @@ async fn explore_lists_recently_updated_and_refreshes_facets() {
     assert!(full.body.contains("hx-select-oob=\"#filters:innerHTML\""));
     app.stop().await;
 }
+
+/// The wizard's target and tier steps follow the configuration: Cloud Run disabled with
+/// the reason when `[cloudrun]` is missing, enabled with its tiers when it is configured;
+/// the local tiers are `[runtime.tiers]`; a team choice is offered.
+#[tokio::test]
+async fn deploy_wizard_offers_configured_targets_and_tiers() {
+    async fn wizard(app: &TestApp) -> String {
+        let admin = app.admin_key.clone();
+        let r = app
+            .publish(
+                Some(&admin),
+                &small_yaml("wiz", "1.0.0", "data"),
+                "application/yaml",
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let p = page(app, "/deploy?package=admin%2Fwiz").await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+        check_no_inline_code("/deploy", &p.body);
+        p.body
+    }
+    let app = TestApp::start_tweaked(|c| {
+        c.runtime.tiers.insert(
+            "small".into(),
+            sigil::config::TierLimits {
+                memory_mb: Some(512),
+                open_files: Some(256),
+                processes: None,
+            },
+        );
+    })
+    .await;
+    let body = wizard(&app).await;
+    assert!(
+        body.contains("value=\"cloudrun\" id=\"target-cloudrun\" disabled"),
+        "{body}"
+    );
+    assert!(body.contains("no [cloudrun] section"), "{body}");
+    assert!(
+        body.contains("<option value=\"small\">small — 512 MB memory, 256 open files</option>"),
+        "{body}"
+    );
+    assert!(body.contains("id=\"team\""));
+    app.stop().await;
+
+    let app = TestApp::start_tweaked(|c| {
+        c.cloudrun = Some(sigil::cloudrun::CloudRunConfig {
+            project: "p".into(),
+            region: "europe-west1".into(),
+            artifact_repo: "sigil".into(),
+            staging_bucket: "b".into(),
+            ..Default::default()
+        });
+    })
+    .await;
+    let body = wizard(&app).await;
+    assert!(
+        body.contains("value=\"cloudrun\" id=\"target-cloudrun\">"),
+        "{body}"
+    );
+    // The package declares no tier: api_router is preselected; each has an estimate.
+    assert!(body.contains("<option value=\"api_router\" selected>"), "{body}");
+    assert_eq!(body.matches("/month").count(), 3, "{body}");
+    app.stop().await;
+}
