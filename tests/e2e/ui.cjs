@@ -2,7 +2,7 @@
 // (from $SIGIL_TEST_DEPS; tests/run.sh installs it) against Debian's /usr/bin/chromium.
 //
 // usage: node ui.cjs CONFIG_JSON
-// CONFIG: {"base","username","password","newPassword","package","shots","client"}
+// CONFIG: {"base","username","password","newPassword","package","team","tier","shots","client"}
 // Prints one JSON line: {"ok":true,"steps":[…]} or {"ok":false,"step":…,"error":…,"screenshot":…}.
 const path = require("node:path");
 const fs = require("node:fs");
@@ -78,6 +78,10 @@ async function main() {
     await page.waitForSelector("#who-name");
     check((await page.textContent("#who-name")) === cfg.username, "header shows the user");
 
+    await step("recently updated list");
+    await page.goto(cfg.base + "/");
+    await page.waitForSelector(`#recent a[href="/packages/${cfg.package}"]`);
+
     await step("search and filter");
     const short = cfg.package.split("/").pop();
     await page.fill("#q", "everything");
@@ -85,8 +89,12 @@ async function main() {
     await page.waitForFunction(() => /for “everything”/.test(document.querySelector("#results .count").textContent));
     await page.waitForURL((u) => u.search.includes("q=everything"));
     await page.waitForSelector(`#results a[href="/packages/${cfg.package}"]`);
+    check(await page.$$eval('#f-category option[value="testing"]', (o) => o.length) === 1, "category facet listed");
     await page.selectOption("#f-secrets", "no");
     await page.waitForFunction(() => /0 results/.test(document.querySelector("#results .count").textContent));
+    // The facet dropdowns follow the results (swapped out of band): no match, no category.
+    await page.waitForFunction(() => !document.querySelector('#f-category option[value="testing"]'));
+    check((await page.inputValue("#f-secrets")) === "no", "the chosen filter stays chosen");
     await page.selectOption("#f-secrets", "yes");
     await page.waitForSelector(`#results a[href="/packages/${cfg.package}"]`);
 
@@ -117,11 +125,20 @@ async function main() {
     await page.click('[data-set-secret="EVERYTHING_TOKEN"]');
     await page.waitForSelector('.secret-row[data-secret="EVERYTHING_TOKEN"] .secret-state.set');
 
-    await step("deploy");
+    await step("deploy as a team, on a tier");
+    check(await page.isDisabled("#target-cloudrun"), "Cloud Run is disabled without [cloudrun]");
+    check(/no \[cloudrun\] section/.test(await page.textContent("#cloud-reason")), "and says why");
+    await page.waitForSelector(`#team option[value="${cfg.team}"]`, { state: "attached" });
+    await page.selectOption("#team", cfg.team);
+    await page.selectOption("#tier-local-select", cfg.tier);
+    await page.waitForSelector('.secret-row[data-secret="EVERYTHING_TOKEN"] .secret-state.set');
     await page.click("#deploy-button");
     await page.waitForSelector("#deploy-done:not([hidden])", { timeout: 180000 });
     const url = (await page.textContent("#deploy-url")).trim();
     check(url.includes("/mcp/" + cfg.package + "/"), "gateway URL: " + url);
+    const depId = url.split("/").pop();
+    const rec = await page.evaluate(async (id) => (await fetch("/api/v1/deployments/" + id, { headers: { Accept: "application/json" } })).json(), depId);
+    check(rec.team === cfg.team && rec.tier === cfg.tier, "deployed as the team, on the tier: " + JSON.stringify([rec.team, rec.tier]));
 
     await step("create an API key");
     await page.goto(cfg.base + "/secrets?tab=keys");

@@ -61,6 +61,15 @@ async fn the_web_ui_in_headless_chromium() {
         c.runtime.npm_cache = Some(deps.join("npm-cache"));
         c.runtime.offline = true;
         c.runtime.packages_dir = Some(deps.join("sigil-packages"));
+        // A local tier for the wizard's tier step.
+        c.runtime.tiers.insert(
+            "small".into(),
+            sigil::config::TierLimits {
+                memory_mb: None,
+                open_files: Some(4096),
+                processes: None,
+            },
+        );
     })
     .await;
     let admin = app.admin_key.clone();
@@ -107,6 +116,19 @@ async fn the_web_ui_in_headless_chromium() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // A team alice belongs to, for the wizard's "deploy as" step.
+    let r = app
+        .post_json(Some(&admin), "/api/v1/teams", &json!({"name": "e2e-team"}))
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/teams/e2e-team/members",
+            &json!({"username": "alice"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
     // An admin reset: the next sign-in must choose a new password (the first-run flow).
     let r = app
         .post_json(
@@ -129,6 +151,8 @@ async fn the_web_ui_in_headless_chromium() {
         "newPassword": "alice's own long password",
         "mustChange": true,
         "package": "io.github.modelcontextprotocol/server-everything",
+        "team": "e2e-team",
+        "tier": "small",
         "shots": shots,
         "client": root().join("tests/fixtures/mcp/client.cjs"),
     });
