@@ -204,7 +204,7 @@
           body.textContent = "";
           var list = (r && r.deployments) || [];
           if (!list.length) {
-            body.appendChild(el("tr", {}, [el("td", { colspan: "6", class: "muted" }, ["No deployments yet. Open a package in ", el("a", { href: "/", text: "Explore" }), " and press Deploy."])]));
+            body.appendChild(el("tr", {}, [el("td", { colspan: "8", class: "muted" }, ["No deployments yet. Open a package in ", el("a", { href: "/", text: "Explore" }), " and press Deploy."])]));
           }
           list.forEach(function (d) {
             var running = (d.instances || []).filter(function (i) { return i.state === "running"; }).length;
@@ -214,10 +214,12 @@
               el("td", {}, [statusSpan(d.status)]),
               el("td", { text: running + " / " + (d.instances || []).length }),
               el("td", { text: String(d.restarts || 0) }),
+              el("td", { class: "num", text: String(d.requestsToday || 0) }),
+              el("td", { class: "num", text: d.requestsToday ? (100 * (d.errorsToday || 0) / d.requestsToday).toFixed(1) + " %" : "—" }),
               el("td", { text: day(d.createdAt) })
             ]));
           });
-        }, function (e) { body.textContent = ""; body.appendChild(el("tr", {}, [el("td", { colspan: "6", class: "form-error", text: String(e) })])); });
+        }, function (e) { body.textContent = ""; body.appendChild(el("tr", {}, [el("td", { colspan: "8", class: "form-error", text: String(e) })])); });
       }
       load();
       setInterval(load, 5000);

@@ -244,20 +244,31 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let base = base_url(&headers);
-    // The caller's own requests since 00:00 UTC, per deployment (flushed usage).
+    // The caller's own requests (and errors) since 00:00 UTC, per deployment (flushed usage).
     let now = app.ambient.now_ms();
     let today = now - now.rem_euclid(86_400_000);
     let (store, user) = (app.store.clone(), who.user.clone());
     let counts = blocking(move || {
-        crate::gateway::meter::requests_since(&store, &user, today)
-            .map_err(|e| ApiError::from(DeployError::from(e)))
+        let mut out: std::collections::HashMap<String, (u64, u64)> = Default::default();
+        for u in crate::gateway::meter::usage_of(&store, &user)
+            .map_err(|e| ApiError::from(DeployError::from(e)))?
+        {
+            if u.hour >= today {
+                let c = out.entry(u.deployment).or_default();
+                c.0 += u.requests;
+                c.1 += u.errors;
+            }
+        }
+        Ok(out)
     })
     .await?;
     let mut all = Vec::new();
     for d in app.deployments.list() {
         if visible(&app, &who, &d)? {
             let mut v = view(&app, &d, &base);
-            v["requestsToday"] = json!(counts.get(&d.record.id).copied().unwrap_or(0));
+            let (requests, errors) = counts.get(&d.record.id).copied().unwrap_or_default();
+            v["requestsToday"] = json!(requests);
+            v["errorsToday"] = json!(errors);
             all.push(v);
         }
     }

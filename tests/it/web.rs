@@ -502,3 +502,62 @@ async fn deploy_wizard_offers_configured_targets_and_tiers() {
     assert_eq!(body.matches("/month").count(), 3, "{body}");
     app.stop().await;
 }
+
+/// The dashboard's table reads the listing: the caller's requests today and the errors
+/// among them, per deployment.
+#[tokio::test]
+async fn deployment_listing_reports_requests_and_errors_today() {
+    let app = TestApp::start().await;
+    let admin = app.admin_key.clone();
+    // A remote server: nothing to install, so the deployment needs no network.
+    let manifest = json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": "admin/remote-thing",
+        "description": "A remote server",
+        "version": "1.0.0",
+        "remotes": [{"type": "streamable-http", "url": "https://mcp.example.com/mcp"}]
+    });
+    let r = app
+        .publish(Some(&admin), &manifest.to_string(), "application/json")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/deploy",
+            &json!({"package": "admin/remote-thing"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    // What the gateway's meter records and flushes: three calls today, one failed.
+    let meter = sigil::gateway::meter::Meter::default();
+    let now = app.app().ambient.now_ms();
+    for ok in [true, false, true] {
+        meter.record(sigil::gateway::meter::Sample {
+            user: "admin",
+            deployment: &id,
+            method: "tools/call",
+            tool: Some("echo"),
+            ok,
+            latency_ms: 3,
+            bytes_in: 10,
+            bytes_out: 10,
+            at_ms: now,
+        });
+    }
+    meter.flush(&app.app().store).unwrap();
+    let r = app.get_as(&admin, "/api/v1/deployments").await;
+    let d = r.body["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .clone();
+    assert_eq!(d["requestsToday"], 3, "{d}");
+    assert_eq!(d["errorsToday"], 1, "{d}");
+    let dash = page(&app, "/dashboard").await;
+    assert!(dash.body.contains("Error rate"));
+    app.stop().await;
+}
