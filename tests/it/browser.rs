@@ -61,6 +61,8 @@ async fn the_web_ui_in_headless_chromium() {
         c.runtime.npm_cache = Some(deps.join("npm-cache"));
         c.runtime.offline = true;
         c.runtime.packages_dir = Some(deps.join("sigil-packages"));
+        // The rug-pull fixture runs as a publisher's command.
+        c.runtime.allow_commands = true;
         // A local tier for the wizard's tier step.
         c.runtime.tiers.insert(
             "small".into(),
@@ -129,6 +131,28 @@ async fn the_web_ui_in_headless_chromium() {
         )
         .await;
     assert!(r.status.is_success(), "{}", r.body);
+    // A team deployment whose server changes a tool after its first listing (the rug-pull
+    // fixture): alice reviews and re-approves it on the deployment page.
+    let rug_dir = tempfile::tempdir().unwrap();
+    let desc = rug_dir.path().join("add.txt");
+    std::fs::write(&desc, "Add two numbers").unwrap();
+    let rug_server = root().join("tests/fixtures/mcp/rugpull.mjs");
+    let rug = format!(
+        "name: calculator\ndescription: Adds numbers\nversion: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}, {:?}]\n",
+        rug_server.display().to_string(),
+        desc.display().to_string()
+    );
+    let r = app.publish(Some(&admin), &rug, "application/yaml").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/deploy",
+            &json!({"package": "admin/calculator", "team": "e2e-team", "wait": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let rug_id = r.body["id"].as_str().unwrap().to_string();
     // An admin reset: the next sign-in must choose a new password (the first-run flow).
     let r = app
         .post_json(
@@ -152,6 +176,12 @@ async fn the_web_ui_in_headless_chromium() {
         "mustChange": true,
         "package": "io.github.modelcontextprotocol/server-everything",
         "team": "e2e-team",
+        "rugpull": {
+            "id": rug_id,
+            "url": format!("{}/mcp/admin/calculator/{rug_id}", app.base),
+            "key": admin,
+            "descFile": desc,
+        },
         "tier": "small",
         "shots": shots,
         "client": root().join("tests/fixtures/mcp/client.cjs"),
