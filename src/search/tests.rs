@@ -726,7 +726,10 @@ fn sort_updated_orders_newest_first_across_segments_with_filters_and_text() {
                 ..Default::default()
             })
             .unwrap();
-        names(&page).into_iter().map(str::to_owned).collect::<Vec<_>>()
+        names(&page)
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
     };
     // Deprecated "old-weather" (index 3) stays out, as in every default search.
     assert_eq!(

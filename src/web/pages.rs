@@ -444,7 +444,10 @@ pub async fn deploy(
     let ctx = blocking(move || {
         let mut ctx = package_ctx(&app, &name, &base)?;
         ctx["section"] = "servers".into();
-        let declared = ctx["declared_tier"].as_str().unwrap_or_default().to_string();
+        let declared = ctx["declared_tier"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         ctx["targets"] = targets_ctx(&app, &declared);
         Ok(ctx)
     })

@@ -378,9 +378,15 @@ async fn explore_lists_recently_updated_and_refreshes_facets() {
     // JSON API: newest first; the default is popularity (all equal here: by name).
     let r = app.get("/api/v1/search?sort=updated").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(names(&r.body), ["admin/alpha", "admin/charlie", "admin/bravo"]);
+    assert_eq!(
+        names(&r.body),
+        ["admin/alpha", "admin/charlie", "admin/bravo"]
+    );
     let r = app.get("/api/v1/search").await;
-    assert_eq!(names(&r.body), ["admin/alpha", "admin/bravo", "admin/charlie"]);
+    assert_eq!(
+        names(&r.body),
+        ["admin/alpha", "admin/bravo", "admin/charlie"]
+    );
     let r = app
         .get("/api/v1/search?q=server&category=data&sort=updated")
         .await;
@@ -401,12 +407,22 @@ async fn explore_lists_recently_updated_and_refreshes_facets() {
         .split("</aside>")
         .next()
         .unwrap();
-    let pos = |n: &str| recent.find(&format!("href=\"/packages/admin/{n}\"")).unwrap();
-    assert!(pos("alpha") < pos("charlie") && pos("charlie") < pos("bravo"), "{recent}");
+    let pos = |n: &str| {
+        recent
+            .find(&format!("href=\"/packages/admin/{n}\""))
+            .unwrap()
+    };
+    assert!(
+        pos("alpha") < pos("charlie") && pos("charlie") < pos("bravo"),
+        "{recent}"
+    );
     assert!(body.contains("Popular — 3 packages"), "{body}");
     let sorted = page(&app, "/?sort=updated").await;
     assert!(sorted.body.contains("Recently updated — 3 packages"));
-    assert!(!sorted.body.contains("id=\"recent\""), "no second list when sorted");
+    assert!(
+        !sorted.body.contains("id=\"recent\""),
+        "no second list when sorted"
+    );
     assert_eq!(page(&app, "/?sort=sideways").await.status, 400);
 
     // As-you-type: the fragment carries the results and the filters, whose counts follow
@@ -498,7 +514,10 @@ async fn deploy_wizard_offers_configured_targets_and_tiers() {
         "{body}"
     );
     // The package declares no tier: api_router is preselected; each has an estimate.
-    assert!(body.contains("<option value=\"api_router\" selected>"), "{body}");
+    assert!(
+        body.contains("<option value=\"api_router\" selected>"),
+        "{body}"
+    );
     assert_eq!(body.matches("/month").count(), 3, "{body}");
     app.stop().await;
 }
