@@ -652,7 +652,9 @@
             var reset = el("button", { class: "btn btn-small", type: "button", text: "Reset password" });
             reset.addEventListener("click", function () { resetPassword(u.username); });
             acts.appendChild(tog); acts.appendChild(reset);
-            body.appendChild(el("tr", {}, [el("td", { text: u.username }), el("td", { text: u.role }), el("td", { text: u.disabled ? "disabled" : "active" }), acts]));
+            body.appendChild(el("tr", { "data-user": u.username }, [el("td", { text: u.username }), el("td", { text: u.role }),
+              el("td", { text: (u.namespaces || []).join(", ") || "—" }),
+              el("td", { text: u.disabled ? "disabled" : (u.must_change_password ? "active (must change password)" : "active") }), acts]));
           });
         }).catch(function (e) { showError($("#user-error"), e); });
       }
@@ -680,7 +682,7 @@
       $("#ns-form").addEventListener("submit", function (ev) {
         ev.preventDefault(); var err = $("#ns-error"); clearError(err);
         api("POST", "/namespaces/" + encodeURIComponent($("#ns-name").value.trim()) + "/members", { user: $("#ns-user").value.trim() })
-          .then(function () { toast("Namespace granted"); }, function (e) { showError(err, e); });
+          .then(function () { toast("Namespace granted"); loadUsers(); }, function (e) { showError(err, e); });
       });
       return s;
     });

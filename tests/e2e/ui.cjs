@@ -210,6 +210,40 @@ async function main() {
     await page.goto(cfg.base + "/dashboard");
     await page.waitForURL((u) => u.pathname === "/login");
 
+    await step("admin settings: users, teams, namespaces");
+    await page.goto(cfg.base + "/login?next=/settings");
+    await page.fill("#username", cfg.admin.username);
+    await page.fill("#password", cfg.admin.password);
+    await page.click("#login-form button[type=submit]");
+    await page.waitForURL((u) => u.pathname === "/settings");
+    await page.waitForSelector("#admin:not([hidden])");
+    await page.fill("#new-username", "bob");
+    await page.fill("#new-user-password", "bob's first password");
+    await page.click("#user-form button[type=submit]");
+    await page.waitForSelector('#users-table tr[data-user="bob"]');
+    await page.click('#users-table tr[data-user="bob"] button:has-text("Reset password")');
+    await page.fill("#reset-password", "bob's temporary password");
+    await page.click("#reset-ok");
+    await page.waitForSelector('#users-table tr[data-user="bob"]:has-text("must change password")');
+    await page.click('#users-table tr[data-user="bob"] button:has-text("Disable")');
+    await page.waitForSelector('#users-table tr[data-user="bob"] button:has-text("Enable")');
+    await page.fill("#ns-name", "io.github.bob");
+    await page.fill("#ns-user", "bob");
+    await page.click("#ns-form button[type=submit]");
+    await page.waitForSelector('#users-table tr[data-user="bob"]:has-text("io.github.bob")');
+    // Teams: an admin manages the members of any team it sees.
+    await page.fill("#team-name", "ops");
+    await page.click("#team-form button[type=submit]");
+    await page.waitForSelector('#teams-list li[data-team="ops"] form');
+    await page.fill("#add-ops", "bob");
+    await page.click('#teams-list li[data-team="ops"] form button[type=submit]');
+    await page.waitForSelector('#teams-list li[data-team="ops"] .members li:has-text("bob")');
+    await page.click('#teams-list li[data-team="ops"] .members li:has-text("bob") button');
+    await page.click("#confirm-ok");
+    await page.waitForFunction(() => !/bob/.test(document.querySelector('#teams-list li[data-team="ops"] .members').textContent));
+    await page.click("#logout");
+    await page.waitForURL((u) => u.pathname === "/");
+
     check(errors.length === 0, "browser errors: " + errors.join(" | "));
     console.log(JSON.stringify({ ok: true, steps }));
   } catch (e) {

@@ -118,6 +118,16 @@ async fn the_web_ui_in_headless_chromium() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // A second admin for the settings pages (the bootstrap admin's password is not known
+    // here, only its key).
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/users",
+            &json!({"username": "root", "password": "root's long password", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // A team alice belongs to, for the wizard's "deploy as" step.
     let r = app
         .post_json(Some(&admin), "/api/v1/teams", &json!({"name": "e2e-team"}))
@@ -176,6 +186,7 @@ async fn the_web_ui_in_headless_chromium() {
         "mustChange": true,
         "package": "io.github.modelcontextprotocol/server-everything",
         "team": "e2e-team",
+        "admin": {"username": "root", "password": "root's long password"},
         "rugpull": {
             "id": rug_id,
             "url": format!("{}/mcp/admin/calculator/{rug_id}", app.base),

@@ -19,6 +19,9 @@ const PAGES: &[(&str, u16)] = &[
     ("/?q=weather", 200),
     ("/?category=data&tag=x&transport=stdio&secrets=yes", 200),
     ("/?secrets=maybe", 400),
+    ("/?sort=updated", 200),
+    ("/?q=server&sort=updated", 200),
+    ("/?sort=sideways", 400),
     ("/?cursor=garbage", 400),
     ("/login", 200),
     ("/login?next=//evil.example", 200),
@@ -112,6 +115,14 @@ async fn every_page_renders(app: &TestApp, extra: &[(&str, u16)]) {
         check_headers(path, &p.headers);
         check_no_inline_code(path, &p.body);
         assert!(p.body.contains("<html lang=\"en\">"), "{path}");
+        // A well-formed title: no markup leaked into it from a template block.
+        let title = p
+            .body
+            .split("<title>")
+            .nth(1)
+            .and_then(|t| t.split("</title>").next())
+            .unwrap_or_else(|| panic!("{path}: no title"));
+        assert!(!title.contains('<'), "{path}: title {title:?}");
         if *want >= 400 {
             // Errors render the API's stable code.
             assert!(p.body.contains("Error code <code>"), "{path}: {}", p.body);
