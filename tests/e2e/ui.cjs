@@ -140,6 +140,21 @@ async function main() {
     const rec = await page.evaluate(async (id) => (await fetch("/api/v1/deployments/" + id, { headers: { Accept: "application/json" } })).json(), depId);
     check(rec.team === cfg.team && rec.tier === cfg.tier, "deployed as the team, on the tier: " + JSON.stringify([rec.team, rec.tier]));
 
+    await step("team secrets");
+    await page.goto(cfg.base + "/secrets");
+    await page.waitForSelector('#secrets-table tr[data-secret="EVERYTHING_TOKEN"]');
+    await page.waitForSelector(`#secret-owner option[value="${cfg.team}"]`, { state: "attached" });
+    await page.selectOption("#secret-owner", cfg.team);
+    await page.waitForSelector('#secrets-table tr[data-secret="EVERYTHING_TOKEN"]', { state: "detached" });
+    await page.fill("#secret-name", "TEAM_TOKEN");
+    await page.fill("#secret-value", "team-value");
+    await page.click("#secret-form button[type=submit]");
+    await page.waitForSelector('#secrets-table tr[data-secret="TEAM_TOKEN"]');
+    check(!(await page.content()).includes("team-value"), "a value is never shown");
+    await page.selectOption("#secret-owner", "");
+    await page.waitForSelector('#secrets-table tr[data-secret="EVERYTHING_TOKEN"]');
+    check(await page.$('#secrets-table tr[data-secret="TEAM_TOKEN"]') === null, "team secrets stay in the team");
+
     await step("create an API key");
     await page.goto(cfg.base + "/secrets?tab=keys");
     await page.waitForSelector("#keys-table tbody");

@@ -137,7 +137,7 @@ async fn the_web_ui_in_headless_chromium() {
         .post_json(
             Some(&admin),
             "/api/v1/teams/e2e-team/members",
-            &json!({"username": "alice"}),
+            &json!({"username": "alice", "role": "owner"}),
         )
         .await;
     assert!(r.status.is_success(), "{}", r.body);
