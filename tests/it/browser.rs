@@ -1,8 +1,11 @@
 //! Browser end-to-end: the web UI in real headless Chromium (Debian's /usr/bin/chromium,
-//! driven by playwright-core from $SIGIL_TEST_DEPS; tests/run.sh installs both). Logs in,
-//! searches and filters, opens a package, copies a snippet, runs the deploy wizard into its
-//! missing-secret block, sets the secret, deploys server-everything, watches it turn healthy
-//! with live logs, creates and revokes an API key, reads a blog post. A failing step saves a
+//! driven by playwright-core from $SIGIL_TEST_DEPS; tests/run.sh installs both). Logs in
+//! (first-run password change), sees the recently-updated list, searches and filters (the
+//! facet dropdowns follow the results), opens a package, copies a snippet, runs the deploy
+//! wizard into its missing-secret block, sets the secret, deploys server-everything as a
+//! team on a local tier, watches it turn healthy with live logs, reviews and re-approves a
+//! rug-pulled tool, keeps a team secret, creates and revokes an API key, reads a blog post,
+//! and as an admin manages users, namespaces and team members. A failing step saves a
 //! screenshot under target/e2e-screenshots/. Prints "skipped" without chromium or the deps.
 
 use std::path::{Path, PathBuf};
