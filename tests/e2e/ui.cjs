@@ -196,6 +196,10 @@ async function main() {
     await page.waitForSelector('#tools-diff tr[data-tool="add"][data-kind="changed"]');
     check(/description/.test(await page.textContent('#tools-diff tr[data-tool="add"]')), "says what changed");
     check(/ssh/.test(await page.textContent('#tools-diff tr[data-tool="add"]')), "shows the new description");
+    if (process.env.SIGIL_E2E_ALL_SHOTS) {
+      fs.mkdirSync(cfg.shots, { recursive: true });
+      await page.screenshot({ path: path.join(cfg.shots, "tools-pending.png"), fullPage: true });
+    }
     await page.click("#approve-tools");
     await page.click("#confirm-ok");
     await page.waitForSelector("#tools-pending", { state: "hidden" });
