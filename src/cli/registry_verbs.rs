@@ -24,6 +24,10 @@ pub struct SearchArgs {
     pub tag: Option<String>,
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// `updated`: the most recently updated first (default: relevance, or popularity
+    /// without a query).
+    #[arg(long, value_parser = ["relevance", "updated"])]
+    pub sort: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -59,6 +63,9 @@ pub async fn search(a: SearchArgs) -> anyhow::Result<()> {
     }
     if let Some(t) = &a.tag {
         q.push(("tag", t.clone()));
+    }
+    if let Some(o) = &a.sort {
+        q.push(("sort", o.clone()));
     }
     let r = api
         .send(api.request(Method::GET, "/search").query(&q))

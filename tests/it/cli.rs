@@ -226,6 +226,8 @@ async fn publish_search_info_secrets_keys_install() {
 
     let o = sigil(c, &["search", "weather", "--json"], None).await;
     assert_eq!(o.json()["results"][0]["name"], "admin/weather", "{o:?}");
+    let o = sigil(c, &["search", "--sort", "updated", "--json"], None).await;
+    assert_eq!(o.json()["results"][0]["name"], "admin/weather", "{o:?}");
     let o = sigil(c, &["search", "forecast"], None).await;
     assert!(
         o.stdout.starts_with("NAME") && o.stdout.contains("admin/weather"),
