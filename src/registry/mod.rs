@@ -21,8 +21,8 @@ use crate::auth::{Accounts, AuthError, Principal};
 use crate::error::{Coded, ErrorCode};
 use crate::search::{self, Change, SearchDoc, SearchIndex, SearchQuery};
 use crate::store::{
-    LatestSummary, PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord, VersionStatus,
-    WriteTx, version_key, versions_prefix,
+    LatestSummary, PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord,
+    VersionStatus, WriteTx, version_key, versions_prefix,
 };
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
 
@@ -593,6 +593,18 @@ impl Registry {
         Ok(page.hits.len())
     }
 
+    /// Merge the search index into one segment now (the indexer does it by itself after a
+    /// quiet period); for the bench. Returns whether there was anything to merge.
+    pub fn consolidate_index(&self) -> Result<bool, RegistryError> {
+        self.index
+            .consolidate()
+            .map_err(|e| RegistryError::Search(e.to_string()))
+    }
+
+    pub fn index_segments(&self) -> usize {
+        self.index.segment_count()
+    }
+
     /// Queue a committed transaction's index changes. Call it while holding
     /// `publish_order`, so the index receives changes in commit order.
     fn queue_index(&self, changes: Vec<Change>, generation: Option<u64>) -> IndexWait {
@@ -736,8 +748,7 @@ fn card_of(r: &impl Reader, pkg: PackageRecord) -> Result<Option<PackageCard>, S
     let Some(version) = pkg.latest.as_deref() else {
         return Ok(None);
     };
-    Ok(r
-        .get::<VersionRecord>(&version_key(&pkg.name, version))?
+    Ok(r.get::<VersionRecord>(&version_key(&pkg.name, version))?
         .map(|rec| PackageCard {
             latest: LatestSummary::of(&rec),
             package: pkg,
@@ -753,7 +764,9 @@ fn matches_filter(card: &PackageCard, f: &ListFilter) -> bool {
     status_ok
         && f.category.as_ref().is_none_or(|c| s.categories.contains(c))
         && f.tag.as_ref().is_none_or(|t| s.tags.contains(t))
-        && f.transport.as_ref().is_none_or(|t| s.transports.contains(t))
+        && f.transport
+            .as_ref()
+            .is_none_or(|t| s.transports.contains(t))
         && f.registry_type
             .as_ref()
             .is_none_or(|t| s.registry_types.contains(t))

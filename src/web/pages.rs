@@ -14,8 +14,8 @@ use super::render::{HtmlError, html};
 use crate::api::views;
 use crate::app::App;
 use crate::error::ErrorCode;
-use crate::registry::{PackageCard, PackageInfo};
 use crate::registry::manifest::ServerVersion;
+use crate::registry::{PackageCard, PackageInfo};
 use crate::search::SearchQuery;
 
 /// Cards per explore page.
