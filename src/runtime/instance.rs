@@ -570,9 +570,14 @@ impl Instance {
                 "initialize",
                 json!({
                     "protocolVersion": UPSTREAM_PROTOCOL,
-                    // The gateway relays sampling and elicitation to the downstream client
-                    // that caused them (or answers with an error when it cannot).
-                    "capabilities": {"sampling": {}, "elicitation": {}},
+                    // Everything the gateway can relay: it sends a server→client request to
+                    // the downstream client that caused it when that client declared the
+                    // capability, and answers -32601 for the client otherwise.
+                    "capabilities": {
+                        "sampling": {"tools": {}},
+                        "elicitation": {"form": {}, "url": {}},
+                        "roots": {"listChanged": true},
+                    },
                     "clientInfo": {"name": "sigil-gateway", "version": env!("CARGO_PKG_VERSION")},
                 }),
             )
