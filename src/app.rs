@@ -54,6 +54,14 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     pub scans: Arc<Scans>,
     ready: AtomicBool,
+    /// The periodic `last_used_at` flush, stopped and waited for by `shutdown`.
+    last_used: std::sync::Mutex<Option<Background>>,
+}
+
+/// A task of the app's own and the switch that stops it.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -103,7 +111,7 @@ impl App {
             ambient.clone(),
             config.auth.clone(),
         ));
-        spawn_last_used_flush(&accounts);
+        let last_used = spawn_last_used_flush(&accounts);
         let scans = Arc::new(Scans::new(store.clone(), ambient.clone()));
         let indexer = Indexer::start(index.clone());
         let registry = Arc::new(Registry::new(
@@ -175,6 +183,7 @@ impl App {
             gateway,
             scans,
             ready: AtomicBool::new(true),
+            last_used: std::sync::Mutex::new(last_used),
         }))
     }
 
@@ -182,9 +191,21 @@ impl App {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Stop taking new work, flush background writers, stop every MCP server process.
+    /// Stop taking new work, flush background writers, stop every MCP server process, and
+    /// wait for all of it: afterwards no task of this app uses the store, and the index
+    /// writer is released, so the data dir opens again once the `App` is dropped (a
+    /// restart in the same process, the next CLI verb).
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        let periodic = self
+            .last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(b) = periodic {
+            b.stop.send_replace(true);
+            let _ = b.task.await;
+        }
         let accounts = self.accounts.clone();
         let _ = tokio::task::spawn_blocking(move || accounts.flush_last_used(true)).await;
         self.gateway.shutdown().await;
@@ -195,16 +216,21 @@ impl App {
 
 /// Keys' `last_used_at` reaches the store once a minute, off the request path. The task
 /// holds the accounts only while flushing, so it never keeps the data file open.
-fn spawn_last_used_flush(accounts: &Arc<Accounts>) {
+fn spawn_last_used_flush(accounts: &Arc<Accounts>) -> Option<Background> {
     let weak = Arc::downgrade(accounts);
     if tokio::runtime::Handle::try_current().is_err() {
-        return;
+        return None;
     }
-    tokio::spawn(async move {
+    let stop = tokio::sync::watch::Sender::new(false);
+    let mut stopped = stop.subscribe();
+    let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = async { let _ = stopped.wait_for(|s| *s).await; } => return,
+            }
             let Some(a) = weak.upgrade() else { return };
             let flushed = tokio::task::spawn_blocking(move || a.flush_last_used(false)).await;
             if let Ok(Err(e)) = flushed {
@@ -212,6 +238,7 @@ fn spawn_last_used_flush(accounts: &Arc<Accounts>) {
             }
         }
     });
+    Some(Background { stop, task })
 }
 
 /// An unreadable index is derived data: wipe it and start empty; the caller rebuilds.

@@ -595,8 +595,11 @@ impl Registry {
         }
     }
 
+    /// Commit what is queued for the index, then release the index writer (and its lock).
     pub async fn shutdown(&self) {
         self.indexer.clone().shutdown().await;
+        let index = self.index.clone();
+        let _ = tokio::task::spawn_blocking(move || index.close()).await;
     }
 }
 

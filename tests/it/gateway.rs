@@ -1020,6 +1020,62 @@ async fn deployments_survive_a_restart_and_start_lazily() {
     app.stop().await;
 }
 
+/// `App::shutdown` waits for everything that writes: the supervisors' last events are in
+/// the store when it returns, and the index writer's lock is released even while the old
+/// `App` is still referenced, so an immediate reopen in the same process works.
+#[tokio::test]
+async fn shutdown_records_the_last_events_and_releases_the_data_dir() {
+    need!(node);
+    let tmp = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(tmp.path(), None, fast_runtime).await;
+    let admin = app.admin_key.clone();
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("reopened", &[], false),
+        "application/yaml",
+    )
+    .await;
+    let id = dep["id"].as_str().unwrap().to_string();
+    let url = dep["url"].as_str().unwrap().to_string();
+    let sid = open_session(&app, &url, &admin).await;
+    let body = call_tool(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        1,
+        "echo",
+        json!({"message": "up"}),
+    )
+    .await;
+    assert_eq!(text_of(&body), "Echo: up");
+    let old = app.app().clone();
+    let (_, key) = app.stop().await;
+    // Still referenced, yet its index writer is gone: the index opens for writing again.
+    let index = sigil::search::SearchIndex::open(&old.config.index_dir())
+        .expect("the index writer was released by shutdown");
+    drop(index);
+    drop(old);
+    // Nothing of the old app holds the store any more: it reopens at once.
+    let app = TestApp::start_with(tmp.path(), Some(key), fast_runtime).await;
+    let r = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/events"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let kinds: Vec<&str> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"stopped"),
+        "the instance's stop at shutdown was recorded before shutdown returned: {kinds:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn sessions_share_one_stdio_process_with_rewritten_ids() {
     need!(node);
