@@ -79,8 +79,8 @@ impl App {
         Ok((app, bootstrap))
     }
 
-    /// Open for offline CLI work (mirror pull, bundle import): no admin is created, so a
-    /// later `sigil serve` on a fresh data dir still creates one and shows its credentials.
+    /// Open everything without creating the admin (`sigil bridge`-like embedders that
+    /// bootstrap differently). Offline CLI verbs use the lighter [`Offline`] instead.
     pub fn open_without_bootstrap(
         config: Config,
         ambient: Ambient,
@@ -105,28 +105,9 @@ impl App {
             Arc::new(vault),
             ambient.clone(),
         ));
-        let index = open_index(&config.index_dir())?;
-        let accounts = Arc::new(Accounts::with_config(
-            store.clone(),
-            ambient.clone(),
-            config.auth.clone(),
-        ));
+        let (accounts, registry) = open_registry(&config, &store, &ambient)?;
         let last_used = spawn_last_used_flush(&accounts);
         let scans = Arc::new(Scans::new(store.clone(), ambient.clone()));
-        let indexer = Indexer::start(index.clone());
-        let registry = Arc::new(Registry::new(
-            store.clone(),
-            accounts.clone(),
-            index,
-            indexer,
-            ambient.clone(),
-        ));
-        if let Some(took) = registry.ensure_index()? {
-            tracing::info!(
-                ms = took.as_millis() as u64,
-                "search index rebuilt from the store"
-            );
-        }
         // Deployments come back from the store; their instances start on first use.
         let (local, local_events) = LocalRuntime::new(
             config.runtime.clone(),
@@ -212,6 +193,69 @@ impl App {
         self.deployments.shutdown().await;
         self.registry.shutdown().await;
     }
+}
+
+/// The registry side of a data dir, for the offline verbs that work on a stopped server's
+/// data (`sigil mirror …`): the store, the index and the registry service. Unlike [`App`]
+/// it does not unlock the vault (a passphrase-sealed dir opens without the passphrase),
+/// builds no runtime or gateway, resumes no install and starts no background task besides
+/// the search indexer.
+pub struct Offline {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+}
+
+impl Offline {
+    /// Open `config.data_dir` (created when missing). Must run inside a tokio runtime.
+    pub fn open(config: Config, ambient: Ambient) -> Result<Offline, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Arc::new(Store::open(&config.db_path())?);
+        let (_, registry) = open_registry(&config, &store, &ambient)?;
+        Ok(Offline {
+            config,
+            store,
+            registry,
+        })
+    }
+
+    /// Commit what is queued for the index and release it.
+    pub async fn shutdown(&self) {
+        self.registry.shutdown().await;
+    }
+}
+
+/// Accounts and the registry over an open store: opens the index (rebuilding it when its
+/// generation differs from the store's) and starts its indexer.
+fn open_registry(
+    config: &Config,
+    store: &Arc<Store>,
+    ambient: &Ambient,
+) -> Result<(Arc<Accounts>, Arc<Registry>), StartError> {
+    let index = open_index(&config.index_dir())?;
+    let accounts = Arc::new(Accounts::with_config(
+        store.clone(),
+        ambient.clone(),
+        config.auth.clone(),
+    ));
+    let indexer = Indexer::start(index.clone());
+    let registry = Arc::new(Registry::new(
+        store.clone(),
+        accounts.clone(),
+        index,
+        indexer,
+        ambient.clone(),
+    ));
+    if let Some(took) = registry.ensure_index()? {
+        tracing::info!(
+            ms = took.as_millis() as u64,
+            "search index rebuilt from the store"
+        );
+    }
+    Ok((accounts, registry))
 }
 
 /// Keys' `last_used_at` reaches the store once a minute, off the request path. The task
