@@ -290,8 +290,9 @@ impl Session {
                 };
                 match params.and_then(|p| p.get("mode")).and_then(Value::as_str) {
                     Some("url") => has(Some(e), "url"),
-                    // Form mode; an empty object is form-only (the spec's compatibility rule).
-                    _ => has(Some(e), "form") || e.as_object().is_none_or(|o| o.is_empty()),
+                    // Form mode: declared, or implied by anything but a url-only object (an
+                    // empty one is form-only by the spec's compatibility rule).
+                    _ => has(Some(e), "form") || !has(Some(e), "url"),
                 }
             }
             "roots/list" => has(Some(caps), "roots"),
