@@ -79,8 +79,8 @@ impl App {
         Ok((app, bootstrap))
     }
 
-    /// Open everything without creating the admin (`sigil bridge`-like embedders that
-    /// bootstrap differently). Offline CLI verbs use the lighter [`Offline`] instead.
+    /// Open everything but create no admin ([`App::open`] adds that). Offline CLI verbs use
+    /// the lighter [`Offline`] instead: this starts the runtime and the gateway.
     pub fn open_without_bootstrap(
         config: Config,
         ambient: Ambient,
