@@ -207,8 +207,9 @@ struct Inner {
     index: Index,
     fields: Fields,
     reader: IndexReader,
-    /// Also serializes reloads, which always follow a commit.
-    writer: Mutex<IndexWriter<TantivyDocument>>,
+    /// Also serializes reloads, which always follow a commit. `None` once closed: the
+    /// writer holds the directory's lock, which a reopen in the same process needs.
+    writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
     snapshot: RwLock<Arc<Snapshot>>,
     cache: Mutex<SegCache>,
     generation: Mutex<Option<u64>>,
@@ -284,7 +285,7 @@ impl SearchIndex {
                 index,
                 fields,
                 reader,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Some(writer)),
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 cache: Mutex::new(cache),
                 generation: Mutex::new(generation),
@@ -294,6 +295,18 @@ impl SearchIndex {
                 scratch: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Drop the writer (after its merges finish), releasing the index directory's lock so
+    /// the directory can be opened again, e.g. by a restart in the same process. Searches
+    /// keep working; later writes fail with `SearchError::Closed`. Blocks on merges.
+    pub fn close(&self) {
+        let writer = lock(&self.inner.writer).take();
+        if let Some(w) = writer {
+            if let Err(e) = w.wait_merging_threads() {
+                tracing::warn!(error = %e, "search index: a merge failed while closing");
+            }
+        }
     }
 
     /// The store generation recorded by the last commit; None for a fresh index.
@@ -310,7 +323,8 @@ impl SearchIndex {
     /// before returning. Upsert replaces any document with the same name.
     pub fn apply(&self, changes: Vec<Change>, generation: u64) -> Result<(), SearchError> {
         let inner = &*self.inner;
-        let mut writer = lock(&inner.writer);
+        let mut guard = lock(&inner.writer);
+        let writer = guard.as_mut().ok_or(SearchError::Closed)?;
         let result = (|| {
             for change in changes {
                 match change {
@@ -325,7 +339,7 @@ impl SearchIndex {
                     }
                 }
             }
-            self.commit(&mut writer, generation)
+            self.commit(writer, generation)
         })();
         if result.is_err() {
             // Otherwise the half-applied batch would ride along with the next commit.
@@ -342,7 +356,8 @@ impl SearchIndex {
         generation: u64,
     ) -> Result<(), SearchError> {
         let inner = &*self.inner;
-        let mut writer = lock(&inner.writer);
+        let mut guard = lock(&inner.writer);
+        let writer = guard.as_mut().ok_or(SearchError::Closed)?;
         // No background merges while loading: the result is merged into one segment below.
         writer.set_merge_policy(Box::new(NoMergePolicy));
         let result = (|| {
@@ -352,7 +367,7 @@ impl SearchIndex {
                     .add_document(schema::to_document(&inner.fields, &doc))
                     .map_err(op_err)?;
             }
-            self.commit(&mut writer, generation)
+            self.commit(writer, generation)
         })();
         if result.is_err() {
             writer.set_merge_policy(default_merge_policy());
