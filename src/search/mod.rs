@@ -399,7 +399,8 @@ impl SearchIndex {
     pub fn consolidate(&self) -> Result<bool, SearchError> {
         let inner = &*self.inner;
         let merge = {
-            let mut writer = lock(&inner.writer);
+            let mut guard = lock(&inner.writer);
+            let writer = guard.as_mut().ok_or(SearchError::Closed)?;
             let ids = inner.index.searchable_segment_ids().map_err(op_err)?;
             if ids.len() < 2 {
                 return Ok(false);
