@@ -398,16 +398,28 @@ impl SearchIndex {
     /// Returns whether there was anything to merge.
     pub fn consolidate(&self) -> Result<bool, SearchError> {
         let inner = &*self.inner;
-        let merge = {
-            let mut guard = lock(&inner.writer);
-            let writer = guard.as_mut().ok_or(SearchError::Closed)?;
-            let ids = inner.index.searchable_segment_ids().map_err(op_err)?;
-            if ids.len() < 2 {
-                return Ok(false);
+        // A commit landing mid-merge can make tantivy drop the merge's result (its inputs
+        // changed under it; nothing is lost, the old segments stay): try again on the new set.
+        let mut attempt = 0;
+        loop {
+            let merge = {
+                let mut guard = lock(&inner.writer);
+                let writer = guard.as_mut().ok_or(SearchError::Closed)?;
+                let ids = inner.index.searchable_segment_ids().map_err(op_err)?;
+                if ids.len() < 2 {
+                    return Ok(attempt > 0);
+                }
+                writer.merge(&ids)
+            };
+            attempt += 1;
+            match merge.wait() {
+                Ok(_) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, "search index: merge raced a commit; retrying");
+                }
+                Err(e) => return Err(op_err(e)),
             }
-            writer.merge(&ids)
-        };
-        merge.wait().map_err(op_err)?;
+        }
         let _writer = lock(&inner.writer);
         self.refresh()?;
         Ok(true)
