@@ -54,6 +54,14 @@ pub struct App {
     pub gateway: Arc<Gateway>,
     pub scans: Arc<Scans>,
     ready: AtomicBool,
+    /// The periodic `last_used_at` flush, stopped and waited for by `shutdown`.
+    last_used: std::sync::Mutex<Option<Background>>,
+}
+
+/// A task of the app's own and the switch that stops it.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl App {
@@ -71,8 +79,8 @@ impl App {
         Ok((app, bootstrap))
     }
 
-    /// Open for offline CLI work (mirror pull, bundle import): no admin is created, so a
-    /// later `sigil serve` on a fresh data dir still creates one and shows its credentials.
+    /// Open everything but create no admin ([`App::open`] adds that). Offline CLI verbs use
+    /// the lighter [`Offline`] instead: this starts the runtime and the gateway.
     pub fn open_without_bootstrap(
         config: Config,
         ambient: Ambient,
@@ -97,28 +105,9 @@ impl App {
             Arc::new(vault),
             ambient.clone(),
         ));
-        let index = open_index(&config.index_dir())?;
-        let accounts = Arc::new(Accounts::with_config(
-            store.clone(),
-            ambient.clone(),
-            config.auth.clone(),
-        ));
-        spawn_last_used_flush(&accounts);
+        let (accounts, registry) = open_registry(&config, &store, &ambient)?;
+        let last_used = spawn_last_used_flush(&accounts);
         let scans = Arc::new(Scans::new(store.clone(), ambient.clone()));
-        let indexer = Indexer::start(index.clone());
-        let registry = Arc::new(Registry::new(
-            store.clone(),
-            accounts.clone(),
-            index,
-            indexer,
-            ambient.clone(),
-        ));
-        if let Some(took) = registry.ensure_index()? {
-            tracing::info!(
-                ms = took.as_millis() as u64,
-                "search index rebuilt from the store"
-            );
-        }
         // Deployments come back from the store; their instances start on first use.
         let (local, local_events) = LocalRuntime::new(
             config.runtime.clone(),
@@ -175,6 +164,7 @@ impl App {
             gateway,
             scans,
             ready: AtomicBool::new(true),
+            last_used: std::sync::Mutex::new(last_used),
         }))
     }
 
@@ -182,9 +172,21 @@ impl App {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Stop taking new work, flush background writers, stop every MCP server process.
+    /// Stop taking new work, flush background writers, stop every MCP server process, and
+    /// wait for all of it: afterwards no task of this app uses the store, and the index
+    /// writer is released, so the data dir opens again once the `App` is dropped (a
+    /// restart in the same process, the next CLI verb).
     pub async fn shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);
+        let periodic = self
+            .last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(b) = periodic {
+            b.stop.send_replace(true);
+            let _ = b.task.await;
+        }
         let accounts = self.accounts.clone();
         let _ = tokio::task::spawn_blocking(move || accounts.flush_last_used(true)).await;
         self.gateway.shutdown().await;
@@ -193,18 +195,86 @@ impl App {
     }
 }
 
+/// The registry side of a data dir, for the offline verbs that work on a stopped server's
+/// data (`sigil mirror …`): the store, the index and the registry service. Unlike [`App`]
+/// it does not unlock the vault (a passphrase-sealed dir opens without the passphrase),
+/// builds no runtime or gateway, resumes no install and starts no background task besides
+/// the search indexer.
+pub struct Offline {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+}
+
+impl Offline {
+    /// Open `config.data_dir` (created when missing). Must run inside a tokio runtime.
+    pub fn open(config: Config, ambient: Ambient) -> Result<Offline, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Arc::new(Store::open(&config.db_path())?);
+        let (_, registry) = open_registry(&config, &store, &ambient)?;
+        Ok(Offline {
+            config,
+            store,
+            registry,
+        })
+    }
+
+    /// Commit what is queued for the index and release it.
+    pub async fn shutdown(&self) {
+        self.registry.shutdown().await;
+    }
+}
+
+/// Accounts and the registry over an open store: opens the index (rebuilding it when its
+/// generation differs from the store's) and starts its indexer.
+fn open_registry(
+    config: &Config,
+    store: &Arc<Store>,
+    ambient: &Ambient,
+) -> Result<(Arc<Accounts>, Arc<Registry>), StartError> {
+    let index = open_index(&config.index_dir())?;
+    let accounts = Arc::new(Accounts::with_config(
+        store.clone(),
+        ambient.clone(),
+        config.auth.clone(),
+    ));
+    let indexer = Indexer::start(index.clone());
+    let registry = Arc::new(Registry::new(
+        store.clone(),
+        accounts.clone(),
+        index,
+        indexer,
+        ambient.clone(),
+    ));
+    if let Some(took) = registry.ensure_index()? {
+        tracing::info!(
+            ms = took.as_millis() as u64,
+            "search index rebuilt from the store"
+        );
+    }
+    Ok((accounts, registry))
+}
+
 /// Keys' `last_used_at` reaches the store once a minute, off the request path. The task
 /// holds the accounts only while flushing, so it never keeps the data file open.
-fn spawn_last_used_flush(accounts: &Arc<Accounts>) {
+fn spawn_last_used_flush(accounts: &Arc<Accounts>) -> Option<Background> {
     let weak = Arc::downgrade(accounts);
     if tokio::runtime::Handle::try_current().is_err() {
-        return;
+        return None;
     }
-    tokio::spawn(async move {
+    let stop = tokio::sync::watch::Sender::new(false);
+    let mut stopped = stop.subscribe();
+    let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = async { let _ = stopped.wait_for(|s| *s).await; } => return,
+            }
             let Some(a) = weak.upgrade() else { return };
             let flushed = tokio::task::spawn_blocking(move || a.flush_last_used(false)).await;
             if let Ok(Err(e)) = flushed {
@@ -212,6 +282,7 @@ fn spawn_last_used_flush(accounts: &Arc<Accounts>) {
             }
         }
     });
+    Some(Background { stop, task })
 }
 
 /// An unreadable index is derived data: wipe it and start empty; the caller rebuilds.

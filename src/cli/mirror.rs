@@ -4,13 +4,12 @@
 //! `[[mirror]]` in sigil.toml).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::ambient::{Ambient, rfc3339};
-use crate::app::{App, StartError};
+use crate::app::{Offline, StartError};
 use crate::config::{Config, Overrides};
 use crate::mirror::bundle::{self, Verified};
 use crate::mirror::{self, PullOptions, PullSummary, Upstream};
@@ -153,7 +152,7 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<()> {
                 data,
             } => {
                 let app = open(data.load()?)?;
-                let result = bundle::export(&app, &file, &namespace_filter, &source).await;
+                let result = bundle::export(&app.registry, &file, &namespace_filter, &source).await;
                 app.shutdown().await;
                 let s = result?;
                 println!(
@@ -172,7 +171,7 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<()> {
                 let verified = bundle::read_verified(&file)?;
                 describe(&verified);
                 let app = open(config)?;
-                let result = bundle::import(&app, verified).await;
+                let result = bundle::import(&app.registry, verified).await;
                 app.shutdown().await;
                 let out = result?;
                 println!(
@@ -231,9 +230,9 @@ pub fn run(args: MirrorArgs) -> anyhow::Result<()> {
     })
 }
 
-fn open(config: Config) -> anyhow::Result<Arc<App>> {
+fn open(config: Config) -> anyhow::Result<Offline> {
     let dir = config.data_dir.clone();
-    App::open_without_bootstrap(config, Ambient::default()).map_err(|e| match e {
+    Offline::open(config, Ambient::default()).map_err(|e| match e {
         StartError::Store(StoreError::Locked) => anyhow::anyhow!(
             "{e}: stop `sigil serve` on {} first, or let the server pull on a schedule ([[mirror]] in sigil.toml)",
             dir.display()
@@ -242,11 +241,11 @@ fn open(config: Config) -> anyhow::Result<Arc<App>> {
     })
 }
 
-async fn pull_all(app: &App, jobs: &[PullOptions]) -> anyhow::Result<()> {
+async fn pull_all(app: &Offline, jobs: &[PullOptions]) -> anyhow::Result<()> {
     let upstream = Upstream::new()?;
     let mut failed = 0;
     for job in jobs {
-        let report = mirror::pull(app, &upstream, job, &Stop::never()).await;
+        let report = mirror::pull(&app.registry, &upstream, job, &Stop::never()).await;
         print_summary(&report.summary);
         if let Some(e) = report.error {
             failed += 1;

@@ -95,6 +95,13 @@ pub struct Deployments {
     cache: RwLock<HashMap<String, Arc<Deployment>>>,
     seq: AtomicU64,
     gate: Arc<ScanGate>,
+    /// Set by `shutdown`: background installs give up (they resume at the next start).
+    closing: tokio::sync::watch::Sender<bool>,
+    /// Set by `shutdown` once every instance has stopped: the event writer records what is
+    /// queued and ends.
+    drain_events: tokio::sync::watch::Sender<bool>,
+    installs: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    event_writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// The optional parts of a deploy request.
@@ -134,6 +141,10 @@ impl Deployments {
             cache: RwLock::new(HashMap::new()),
             seq: AtomicU64::new(0),
             gate,
+            closing: tokio::sync::watch::Sender::new(false),
+            drain_events: tokio::sync::watch::Sender::new(false),
+            installs: std::sync::Mutex::new(Vec::new()),
+            event_writer: std::sync::Mutex::new(None),
         });
         let rows = this.store.read(|r| {
             let deps = r.range::<DeploymentRecord>(None, None, usize::MAX)?;
@@ -157,7 +168,8 @@ impl Deployments {
         }
         // Weak: the task must not keep the store open after the app is dropped.
         let me = Arc::downgrade(&this);
-        tokio::spawn(record_events(me, events));
+        let writer = tokio::spawn(record_events(me, events, this.drain_events.subscribe()));
+        *this.event_writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
         for id in resume {
             this.spawn_install(id);
         }
@@ -339,9 +351,15 @@ impl Deployments {
 
     fn spawn_install(self: &Arc<Self>, id: String) {
         let this = self.clone();
-        tokio::spawn(async move {
+        let mut closing = self.closing.subscribe();
+        let handle = tokio::spawn(async move {
             let Some(d) = this.get(&id) else { return };
-            let result = this.runtime.deploy(&d.spec).await;
+            let result = tokio::select! {
+                r = this.runtime.deploy(&d.spec) => r,
+                // Shutdown drops the install (the installer is killed with it); the record
+                // stays `installing`, so the next start resumes it.
+                _ = async { let _ = closing.wait_for(|c| *c).await; } => return,
+            };
             let update = match result {
                 Ok(()) => {
                     this.update(&id, None, |r| {
@@ -373,6 +391,9 @@ impl Deployments {
                 tracing::error!(deployment = %id, error = %e, "cannot record install result");
             }
         });
+        let mut installs = self.installs.lock().unwrap_or_else(|p| p.into_inner());
+        installs.retain(|h| !h.is_finished());
+        installs.push(handle);
     }
 
     /// Change a record (and optionally add an event) in one transaction; refresh the cache.
@@ -655,16 +676,50 @@ impl Deployments {
         }
     }
 
+    /// Stop installs and every instance, and record their last events: when this returns,
+    /// no task of this service touches the store any more.
     pub async fn shutdown(&self) {
+        self.closing.send_replace(true);
+        let installs =
+            std::mem::take(&mut *self.installs.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in installs {
+            let _ = h.await;
+        }
+        // Every supervisor has sent its last event when this returns.
         self.runtime.shutdown().await;
+        self.drain_events.send_replace(true);
+        let writer = self
+            .event_writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = writer {
+            let _ = w.await;
+        }
     }
 }
 
 async fn record_events(
     this: std::sync::Weak<Deployments>,
     mut rx: mpsc::UnboundedReceiver<RuntimeEvent>,
+    mut drain: tokio::sync::watch::Receiver<bool>,
 ) {
-    while let Some(ev) = rx.recv().await {
+    loop {
+        let ev = tokio::select! {
+            biased;
+            ev = rx.recv() => match ev {
+                Some(ev) => ev,
+                None => return,
+            },
+            _ = async { let _ = drain.wait_for(|d| *d).await; } => {
+                // Shutdown: the stopped instances' events are queued already.
+                while let Ok(ev) = rx.try_recv() {
+                    let Some(d) = this.upgrade() else { return };
+                    d.record_event(ev).await;
+                }
+                return;
+            }
+        };
         let Some(d) = this.upgrade() else { return };
         d.record_event(ev).await;
     }

@@ -834,6 +834,11 @@ impl Gateway {
                     Link::Stdio(up.clone()),
                     now,
                 );
+                session.set_client_capabilities(
+                    msg.pointer("/params/capabilities")
+                        .cloned()
+                        .unwrap_or_else(|| json!({})),
+                );
                 up.add_session(&session);
                 self.insert_session(session);
                 let body = json!({"jsonrpc": "2.0", "id": orig_id, "result": result});

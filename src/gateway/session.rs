@@ -76,6 +76,9 @@ pub struct Session {
     replayed: tokio::sync::Notify,
     server_requests: Mutex<HashMap<String, Value>>,
     subscriptions: Mutex<HashSet<String>>,
+    /// The client's `capabilities` from its `initialize` (stdio links): a shared upstream
+    /// was initialized by the gateway, so the gateway answers for what this client lacks.
+    client_capabilities: std::sync::OnceLock<Value>,
     last_used_ms: AtomicI64,
     closed: AtomicBool,
 }
@@ -105,6 +108,7 @@ impl Session {
             replayed: tokio::sync::Notify::new(),
             server_requests: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashSet::new()),
+            client_capabilities: std::sync::OnceLock::new(),
             last_used_ms: AtomicI64::new(now_ms),
             closed: AtomicBool::new(false),
         })
@@ -260,6 +264,42 @@ impl Session {
             .remove(id)
     }
 
+    /// Record the capabilities the client declared at `initialize` (once).
+    pub fn set_client_capabilities(&self, caps: Value) {
+        let _ = self.client_capabilities.set(caps);
+    }
+
+    /// Whether this session's client declared the capability a server→client request
+    /// needs (`sampling` — with `tools` when the request carries tools —, `elicitation` in
+    /// the request's mode, `roots`). Other methods, and sessions that never recorded
+    /// capabilities, are left to the client to answer.
+    pub fn accepts_server_request(&self, method: &str, params: Option<&Value>) -> bool {
+        let Some(caps) = self.client_capabilities.get() else {
+            return true;
+        };
+        let has =
+            |v: Option<&Value>, key: &str| v.and_then(|c| c.get(key)).is_some_and(|c| !c.is_null());
+        match method {
+            "sampling/createMessage" => {
+                has(Some(caps), "sampling")
+                    && (!has(params, "tools") || has(caps.get("sampling"), "tools"))
+            }
+            "elicitation/create" => {
+                let Some(e) = caps.get("elicitation").filter(|e| !e.is_null()) else {
+                    return false;
+                };
+                match params.and_then(|p| p.get("mode")).and_then(Value::as_str) {
+                    Some("url") => has(Some(e), "url"),
+                    // Form mode: declared, or implied by anything but a url-only object (an
+                    // empty one is form-only by the spec's compatibility rule).
+                    _ => has(Some(e), "form") || !has(Some(e), "url"),
+                }
+            }
+            "roots/list" => has(Some(caps), "roots"),
+            _ => true,
+        }
+    }
+
     pub fn subscribe(&self, uri: &str, on: bool) {
         let mut s = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
         if on {
@@ -304,6 +344,41 @@ mod tests {
             link,
             0,
         )
+    }
+
+    #[test]
+    fn server_requests_need_the_clients_declared_capability() {
+        use serde_json::json;
+        let s = session("2025-11-25");
+        assert!(
+            s.accepts_server_request("sampling/createMessage", None),
+            "unknown: the client decides"
+        );
+        s.set_client_capabilities(json!({"sampling": {}, "elicitation": {}}));
+        let p = json!({"messages": []});
+        assert!(s.accepts_server_request("sampling/createMessage", Some(&p)));
+        let tools = json!({"messages": [], "tools": [{"name": "t"}]});
+        assert!(!s.accepts_server_request("sampling/createMessage", Some(&tools)));
+        assert!(s.accepts_server_request("elicitation/create", Some(&json!({"message": "m"}))));
+        let url = json!({"mode": "url", "url": "https://x"});
+        assert!(!s.accepts_server_request("elicitation/create", Some(&url)));
+        assert!(!s.accepts_server_request("roots/list", None));
+        assert!(
+            s.accepts_server_request("tasks/get", None),
+            "not a capability-gated method"
+        );
+
+        let s = session("2025-11-25");
+        s.set_client_capabilities(
+            json!({"roots": {"listChanged": true}, "elicitation": {"url": {}}}),
+        );
+        assert!(!s.accepts_server_request("sampling/createMessage", Some(&p)));
+        assert!(s.accepts_server_request("roots/list", None));
+        assert!(s.accepts_server_request("elicitation/create", Some(&url)));
+        assert!(
+            !s.accepts_server_request("elicitation/create", Some(&json!({"message": "m"}))),
+            "url only"
+        );
     }
 
     #[test]

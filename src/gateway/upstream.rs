@@ -421,6 +421,14 @@ impl Upstream {
             return;
         }
         match self.attribute() {
+            // The upstream was initialized once with every capability the gateway can relay;
+            // a client that did not declare this one gets the error it would give itself.
+            Some((session, _)) if !session.accepts_server_request(method, msg.get("params")) => {
+                self.reply_to_server(json!({"jsonrpc": "2.0", "id": child_id, "error": {
+                    "code": -32601,
+                    "message": format!("Method not found: the client did not declare the capability {method} needs"),
+                }}));
+            }
             Some((session, tx)) => {
                 let sid = format!(
                     "{SERVER_REQ_PREFIX}{}",

@@ -29,8 +29,10 @@ use sha2::{Digest, Sha256};
 
 use super::{canonical_filter, matches_filter};
 use crate::ambient::{parse_rfc3339, rfc3339};
-use crate::app::App;
+use std::sync::Arc;
+
 use crate::error::{Coded, ErrorCode};
+use crate::registry::Registry;
 use crate::registry::{ImportOutcome, MirroredVersion, RegistryError, parse_mirrored_server};
 use crate::store::{VersionRecord, VersionStatus};
 
@@ -336,13 +338,13 @@ pub fn read_verified(path: &Path) -> Result<Verified, BundleError> {
 /// Write the versions whose names match `namespace_filter` to `path`. The file appears
 /// whole or not at all (written beside it, then renamed).
 pub async fn export(
-    app: &App,
+    registry: &Arc<Registry>,
     path: &Path,
     namespace_filter: &[String],
     source: &str,
 ) -> Result<ExportSummary, BundleError> {
-    let registry = app.registry.clone();
-    let now = app.ambient.now_ms();
+    let now = registry.ambient().now_ms();
+    let registry = registry.clone();
     let (path, filter, source) = (
         path.to_path_buf(),
         canonical_filter(namespace_filter),
@@ -389,8 +391,11 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
 
 /// Load a verified bundle: one transaction, idempotent (a second import of the same
 /// bundle finds every version unchanged).
-pub async fn import(app: &App, bundle: Verified) -> Result<ImportOutcome, BundleError> {
-    Ok(app.registry.import_mirrored(bundle.versions, None).await?)
+pub async fn import(
+    registry: &Arc<Registry>,
+    bundle: Verified,
+) -> Result<ImportOutcome, BundleError> {
+    Ok(registry.import_mirrored(bundle.versions, None).await?)
 }
 
 #[cfg(test)]

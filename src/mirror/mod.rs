@@ -294,19 +294,24 @@ pub struct PullReport {
 }
 
 /// Run one pull to the end (or to `stop`, `max_pages`, or the first error).
-pub async fn pull(app: &App, upstream: &Upstream, opts: &PullOptions, stop: &Stop) -> PullReport {
+pub async fn pull(
+    registry: &Arc<Registry>,
+    upstream: &Upstream,
+    opts: &PullOptions,
+    stop: &Stop,
+) -> PullReport {
     let mut summary = PullSummary {
         url: opts.url.clone(),
         ..PullSummary::default()
     };
-    let error = pull_into(app, upstream, opts, stop, &mut summary)
+    let error = pull_into(registry, upstream, opts, stop, &mut summary)
         .await
         .err();
     PullReport { summary, error }
 }
 
 async fn pull_into(
-    app: &App,
+    registry: &Arc<Registry>,
     upstream: &Upstream,
     opts: &PullOptions,
     stop: &Stop,
@@ -318,7 +323,7 @@ async fn pull_into(
     })?;
     summary.url = base.clone();
     let filter = canonical_filter(&opts.namespace_filter);
-    let prior = read_state(&app.registry, &base)
+    let prior = read_state(registry, &base)
         .await?
         .filter(|s| !opts.full && s.namespace_filter == filter)
         .unwrap_or_default();
@@ -389,13 +394,13 @@ async fn pull_into(
             walk_since: if done { None } else { since.clone() },
             walk_max: if done { None } else { walk_max.clone() },
             last_complete_at: if done {
-                Some(app.ambient.now_ms())
+                Some(registry.ambient().now_ms())
             } else {
                 prior.last_complete_at
             },
             updated_at: 0,
         };
-        let out = app.registry.import_mirrored(versions, Some(state)).await?;
+        let out = registry.import_mirrored(versions, Some(state)).await?;
         summary.absorb(out);
         if done {
             summary.complete = true;
@@ -542,7 +547,7 @@ pub fn schedule(app: &Arc<App>) -> Result<Vec<Worker>, MirrorError> {
             move |stop| {
                 let (app, upstream, opts) = (app.clone(), upstream.clone(), opts.clone());
                 async move {
-                    let report = pull(&app, &upstream, &opts, &stop).await;
+                    let report = pull(&app.registry, &upstream, &opts, &stop).await;
                     let s = &report.summary;
                     tracing::info!(
                         upstream = %s.url,

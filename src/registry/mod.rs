@@ -614,8 +614,16 @@ impl Registry {
         }
     }
 
+    /// The clock and randomness this registry uses (mirror pulls stamp their sync state).
+    pub fn ambient(&self) -> &Ambient {
+        &self.ambient
+    }
+
+    /// Commit what is queued for the index, then release the index writer (and its lock).
     pub async fn shutdown(&self) {
         self.indexer.clone().shutdown().await;
+        let index = self.index.clone();
+        let _ = tokio::task::spawn_blocking(move || index.close()).await;
     }
 }
 

@@ -101,6 +101,9 @@ pub enum State {
     Ready(Arc<Value>),
     /// Crashed; waiting to restart.
     Backoff,
+    /// Being stopped (idle, or for good): no new request may reach this process; after an
+    /// idle stop the next request starts a fresh one.
+    Stopping,
     /// Gave up after too many crashes.
     Failed(String),
 }
@@ -112,6 +115,7 @@ impl State {
             State::Starting => "starting",
             State::Ready(_) => "running",
             State::Backoff => "restarting",
+            State::Stopping => "stopping",
             State::Failed(_) => "failed",
         }
     }
@@ -139,6 +143,10 @@ pub struct Instance {
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Stopped by the runtime for good (deployment stopped or restarted): never starts again.
     retired: std::sync::atomic::AtomicBool,
+    /// Test hook: the supervisor reports that it is about to stop for idleness and waits
+    /// for the go-ahead, so a test can put a request exactly in that window.
+    #[cfg(test)]
+    idle_hook: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
 }
 
 /// Keeps an instance from being stopped as idle while a request is in flight.
@@ -185,6 +193,8 @@ impl Instance {
             stderr_tail: Mutex::new(VecDeque::new()),
             supervisor: Mutex::new(None),
             retired: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            idle_hook: Mutex::new(None),
         })
     }
 
@@ -233,12 +243,16 @@ impl Instance {
             if self.retired.load(Ordering::Relaxed) {
                 return Err(RuntimeError::Retired);
             }
+            // Activity before looking at the state: the idle stop reads both under the
+            // state's write lock, so either it sees this request coming and keeps the
+            // process, or this sees `Stopping` and waits for a fresh start.
+            self.touch();
             let st = rx.borrow_and_update().clone();
             match st {
                 State::Ready(init) => return Ok(init),
                 State::Failed(reason) => return Err(RuntimeError::Failed(reason)),
                 State::Stopped => self.start(),
-                State::Starting | State::Backoff => {}
+                State::Starting | State::Backoff | State::Stopping => {}
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
@@ -500,6 +514,7 @@ impl Instance {
             },
             status = child.wait() => return Outcome::Crashed(exit_text(status, "before initializing")),
             _ = wait_for_stop(stop_rx) => {
+                self.state.send_replace(State::Stopping);
                 self.graceful_stop(child, pid).await;
                 return Outcome::Stopped("stopped");
             }
@@ -527,16 +542,15 @@ impl Instance {
             tokio::select! {
                 status = child.wait() => return Outcome::Crashed(exit_text(status, "")),
                 _ = wait_for_stop(stop_rx) => {
+                    self.state.send_replace(State::Stopping);
                     self.graceful_stop(child, pid).await;
                     return Outcome::Stopped("stopped");
                 }
                 _ = idle.tick() => {
                     if let Some(limit) = self.timing.idle_timeout {
-                        let now = self.created.elapsed().as_millis() as u64;
-                        let last = self.last_activity_ms.load(Ordering::Relaxed);
-                        if self.busy.load(Ordering::Relaxed) == 0
-                            && now.saturating_sub(last) >= limit.as_millis() as u64
-                        {
+                        if self.mark_stopping_if_idle(limit) {
+                            #[cfg(test)]
+                            self.idle_hook_wait().await;
                             self.graceful_stop(child, pid).await;
                             return Outcome::Stopped("idle");
                         }
@@ -548,6 +562,36 @@ impl Instance {
                     }
                 }
             }
+        }
+    }
+
+    /// Decide an idle stop and mark it in one step under the state's lock, so a request
+    /// that saw `Ready` has already counted as activity (see [`Instance::ready`]) and one
+    /// that comes later sees `Stopping`.
+    fn mark_stopping_if_idle(&self, limit: Duration) -> bool {
+        self.state.send_if_modified(|s| {
+            let now = self.created.elapsed().as_millis() as u64;
+            let last = self.last_activity_ms.load(Ordering::Relaxed);
+            let idle = matches!(s, State::Ready(_))
+                && self.busy.load(Ordering::Relaxed) == 0
+                && now.saturating_sub(last) >= limit.as_millis() as u64;
+            if idle {
+                *s = State::Stopping;
+            }
+            idle
+        })
+    }
+
+    #[cfg(test)]
+    async fn idle_hook_wait(&self) {
+        let hook = self
+            .idle_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((reached, go)) = hook {
+            let _ = reached.send(());
+            let _ = go.await;
         }
     }
 
@@ -570,9 +614,14 @@ impl Instance {
                 "initialize",
                 json!({
                     "protocolVersion": UPSTREAM_PROTOCOL,
-                    // The gateway relays sampling and elicitation to the downstream client
-                    // that caused them (or answers with an error when it cannot).
-                    "capabilities": {"sampling": {}, "elicitation": {}},
+                    // Everything the gateway can relay: it sends a server→client request to
+                    // the downstream client that caused it when that client declared the
+                    // capability, and answers -32601 for the client otherwise.
+                    "capabilities": {
+                        "sampling": {"tools": {}},
+                        "elicitation": {"form": {}, "url": {}},
+                        "roots": {"listChanged": true},
+                    },
                     "clientInfo": {"name": "sigil-gateway", "version": env!("CARGO_PKG_VERSION")},
                 }),
             )
@@ -809,4 +858,79 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub(crate) fn now_ms() -> i64 {
     use crate::ambient::Clock;
     crate::ambient::SystemClock.now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Option<PathBuf> {
+        let ok = std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/server.mjs"))
+    }
+
+    #[tokio::test]
+    async fn a_request_during_an_idle_stop_gets_a_fresh_process() {
+        let Some(server) = fixture() else {
+            eprintln!("skipped: node is not installed");
+            return;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let logs = Arc::new(LogBuffer::new(tmp.path().join("stderr.log"), 100, 1 << 20));
+        let inst = Instance::new(
+            InstanceKey {
+                deployment: "d".into(),
+                secrets: String::new(),
+            },
+            Launch {
+                program: "node".into(),
+                args: vec![server.display().to_string()],
+                cwd: tmp.path().join("run"),
+                env: vec![("PATH".into(), std::env::var("PATH").unwrap_or_default())],
+                secrets: Vec::new(),
+                http_port: None,
+                rlimits: Rlimits::default(),
+            },
+            Timing {
+                start_timeout: Duration::from_secs(20),
+                idle_timeout: Some(Duration::from_millis(50)),
+                health_interval: None,
+                stop_grace: Duration::from_millis(500),
+                max_restarts: 3,
+                backoff_base: Duration::from_millis(50),
+                backoff_max: Duration::from_millis(200),
+                stable_after: Duration::from_secs(1),
+            },
+            logs,
+            events,
+        );
+        let (reached_tx, reached) = oneshot::channel();
+        let (go, go_rx) = oneshot::channel();
+        *inst.idle_hook.lock().unwrap() = Some((reached_tx, go_rx));
+        inst.ready().await.expect("starts");
+        let first = inst.pid().expect("running");
+        // The supervisor has decided to stop for idleness and waits before stopping.
+        reached.await.expect("idle stop decided");
+        let mut next = Box::pin(inst.ready());
+        // A zero timeout polls once: the dying process must not be handed out.
+        assert!(
+            tokio::time::timeout(Duration::ZERO, &mut next)
+                .await
+                .is_err(),
+            "ready() returned the process being stopped"
+        );
+        assert_eq!(inst.state().name(), "stopping");
+        go.send(()).unwrap();
+        next.await.expect("a fresh start");
+        let second = inst.pid().expect("running again");
+        assert_ne!(first, second, "a new process");
+        inst.request("ping", json!({}))
+            .await
+            .expect("the new process answers");
+        inst.stop().await;
+    }
 }

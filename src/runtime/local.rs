@@ -328,6 +328,7 @@ impl LocalRuntime {
             .join(dir_name(&version));
         let lock = self.install_lock(&dir);
         let _held = lock.lock().await;
+        let _dir_lock = lock_install_dir(&dir).await?;
         if !dir.join(MARKER).exists() {
             let spec_arg = format!("{}@{}", p.identifier, version);
             let mut args: Vec<String> = [
@@ -392,6 +393,7 @@ impl LocalRuntime {
             }));
         let lock = self.install_lock(&dir);
         let _held = lock.lock().await;
+        let _dir_lock = lock_install_dir(&dir).await?;
         let req = if version.is_empty() {
             p.identifier.clone()
         } else {
@@ -630,6 +632,37 @@ impl LocalRuntime {
 }
 
 const MARKER: &str = ".sigil-installed";
+
+/// Installs into one directory by other runtimes (a second Sigil on a shared packages
+/// dir, parallel tests) take turns too: an exclusive `flock` on `<dir>.lock`, held until
+/// the returned file is dropped. Two npm installs into one prefix corrupt it.
+async fn lock_install_dir(dir: &Path) -> Result<std::fs::File, RuntimeError> {
+    use std::os::fd::AsRawFd;
+    let name = dir
+        .file_name()
+        .map(|n| format!("{}.lock", n.to_string_lossy()))
+        .unwrap_or_else(|| "install.lock".into());
+    let path = dir.parent().unwrap_or(dir).join(name);
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        // SAFETY: plain syscall on a descriptor this function owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(f)
+    })
+    .await
+    .map_err(|e| RuntimeError::Io(format!("install lock task failed: {e}")))?
+    .map_err(|e| RuntimeError::Io(format!("cannot lock {shown}: {e}")))
+}
 
 /// A path segment from a name: `@scope/pkg` → `@scope+pkg`; nothing that climbs out.
 /// npm install scripts run only for packages the admin listed in

@@ -236,8 +236,9 @@ struct Inner {
     index: Index,
     fields: Fields,
     reader: IndexReader,
-    /// Also serializes reloads, which always follow a commit.
-    writer: Mutex<IndexWriter<TantivyDocument>>,
+    /// Also serializes reloads, which always follow a commit. `None` once closed: the
+    /// writer holds the directory's lock, which a reopen in the same process needs.
+    writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
     snapshot: RwLock<Arc<Snapshot>>,
     cache: Mutex<SegCache>,
     generation: Mutex<Option<u64>>,
@@ -313,7 +314,7 @@ impl SearchIndex {
                 index,
                 fields,
                 reader,
-                writer: Mutex::new(writer),
+                writer: Mutex::new(Some(writer)),
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 cache: Mutex::new(cache),
                 generation: Mutex::new(generation),
@@ -323,6 +324,18 @@ impl SearchIndex {
                 scratch: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Drop the writer (after its merges finish), releasing the index directory's lock so
+    /// the directory can be opened again, e.g. by a restart in the same process. Searches
+    /// keep working; later writes fail with `SearchError::Closed`. Blocks on merges.
+    pub fn close(&self) {
+        let writer = lock(&self.inner.writer).take();
+        if let Some(w) = writer {
+            if let Err(e) = w.wait_merging_threads() {
+                tracing::warn!(error = %e, "search index: a merge failed while closing");
+            }
+        }
     }
 
     /// The store generation recorded by the last commit; None for a fresh index.
@@ -339,7 +352,8 @@ impl SearchIndex {
     /// before returning. Upsert replaces any document with the same name.
     pub fn apply(&self, changes: Vec<Change>, generation: u64) -> Result<(), SearchError> {
         let inner = &*self.inner;
-        let mut writer = lock(&inner.writer);
+        let mut guard = lock(&inner.writer);
+        let writer = guard.as_mut().ok_or(SearchError::Closed)?;
         let result = (|| {
             for change in changes {
                 match change {
@@ -354,7 +368,7 @@ impl SearchIndex {
                     }
                 }
             }
-            self.commit(&mut writer, generation)
+            self.commit(writer, generation)
         })();
         if result.is_err() {
             // Otherwise the half-applied batch would ride along with the next commit.
@@ -371,7 +385,8 @@ impl SearchIndex {
         generation: u64,
     ) -> Result<(), SearchError> {
         let inner = &*self.inner;
-        let mut writer = lock(&inner.writer);
+        let mut guard = lock(&inner.writer);
+        let writer = guard.as_mut().ok_or(SearchError::Closed)?;
         // No background merges while loading: the result is merged into one segment below.
         writer.set_merge_policy(Box::new(NoMergePolicy));
         let result = (|| {
@@ -381,7 +396,7 @@ impl SearchIndex {
                     .add_document(schema::to_document(&inner.fields, &doc))
                     .map_err(op_err)?;
             }
-            self.commit(&mut writer, generation)
+            self.commit(writer, generation)
         })();
         if result.is_err() {
             writer.set_merge_policy(default_merge_policy());
@@ -412,15 +427,28 @@ impl SearchIndex {
     /// Returns whether there was anything to merge.
     pub fn consolidate(&self) -> Result<bool, SearchError> {
         let inner = &*self.inner;
-        let merge = {
-            let mut writer = lock(&inner.writer);
-            let ids = inner.index.searchable_segment_ids().map_err(op_err)?;
-            if ids.len() < 2 {
-                return Ok(false);
+        // A commit landing mid-merge can make tantivy drop the merge's result (its inputs
+        // changed under it; nothing is lost, the old segments stay): try again on the new set.
+        let mut attempt = 0;
+        loop {
+            let merge = {
+                let mut guard = lock(&inner.writer);
+                let writer = guard.as_mut().ok_or(SearchError::Closed)?;
+                let ids = inner.index.searchable_segment_ids().map_err(op_err)?;
+                if ids.len() < 2 {
+                    return Ok(attempt > 0);
+                }
+                writer.merge(&ids)
+            };
+            attempt += 1;
+            match merge.wait() {
+                Ok(_) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, "search index: merge raced a commit; retrying");
+                }
+                Err(e) => return Err(op_err(e)),
             }
-            writer.merge(&ids)
-        };
-        merge.wait().map_err(op_err)?;
+        }
         let _writer = lock(&inner.writer);
         self.refresh()?;
         Ok(true)

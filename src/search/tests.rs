@@ -778,7 +778,7 @@ fn consolidation_merges_segments_without_losing_concurrent_commits() {
     // A commit racing the merge: deletes a document of a segment being merged and adds one.
     let merging = {
         let index = index.clone();
-        std::thread::spawn(move || index.consolidate().unwrap())
+        std::thread::spawn(move || index.consolidate())
     };
     index
         .apply(
@@ -789,7 +789,8 @@ fn consolidation_merges_segments_without_losing_concurrent_commits() {
             4,
         )
         .unwrap();
-    assert!(merging.join().unwrap(), "there was something to merge");
+    // Whether the racing merge won or was dropped and retried, nothing may be lost.
+    merging.join().unwrap().unwrap();
     let check = |index: &SearchIndex| {
         assert_eq!(index.doc_count(), 150);
         assert_eq!(index.indexed_generation(), Some(4));

@@ -238,12 +238,18 @@ fn alive(pid: u64) -> bool {
 
 /// Run the SDK client script; returns its JSON report.
 async fn sdk_client(deps: &Path, url: &str, key: &str, ops: Value) -> Value {
+    sdk_client_with(deps, url, key, ops, json!({})).await
+}
+
+/// [`sdk_client`] with the client's options (capabilities and their canned answers).
+async fn sdk_client_with(deps: &Path, url: &str, key: &str, ops: Value, client: Value) -> Value {
     let script = root().join("tests/fixtures/mcp/client.cjs");
     let out = tokio::process::Command::new("node")
         .arg(script)
         .arg(url)
         .arg(key)
         .arg(ops.to_string())
+        .arg(client.to_string())
         .env("SIGIL_TEST_DEPS", deps)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), out)
@@ -1014,6 +1020,62 @@ async fn deployments_survive_a_restart_and_start_lazily() {
     app.stop().await;
 }
 
+/// `App::shutdown` waits for everything that writes: the supervisors' last events are in
+/// the store when it returns, and the index writer's lock is released even while the old
+/// `App` is still referenced, so an immediate reopen in the same process works.
+#[tokio::test]
+async fn shutdown_records_the_last_events_and_releases_the_data_dir() {
+    need!(node);
+    let tmp = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(tmp.path(), None, fast_runtime).await;
+    let admin = app.admin_key.clone();
+    let dep = publish_and_deploy(
+        &app,
+        &admin,
+        &fixture_manifest("reopened", &[], false),
+        "application/yaml",
+    )
+    .await;
+    let id = dep["id"].as_str().unwrap().to_string();
+    let url = dep["url"].as_str().unwrap().to_string();
+    let sid = open_session(&app, &url, &admin).await;
+    let body = call_tool(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        1,
+        "echo",
+        json!({"message": "up"}),
+    )
+    .await;
+    assert_eq!(text_of(&body), "Echo: up");
+    let old = app.app().clone();
+    let (_, key) = app.stop().await;
+    // Still referenced, yet its index writer is gone: the index opens for writing again.
+    let index = sigil::search::SearchIndex::open(&old.config.index_dir())
+        .expect("the index writer was released by shutdown");
+    drop(index);
+    drop(old);
+    // Nothing of the old app holds the store any more: it reopens at once.
+    let app = TestApp::start_with(tmp.path(), Some(key), fast_runtime).await;
+    let r = app
+        .get_as(&admin, &format!("/api/v1/deployments/{id}/events"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let kinds: Vec<&str> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"stopped"),
+        "the instance's stop at shutdown was recorded before shutdown returned: {kinds:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn sessions_share_one_stdio_process_with_rewritten_ids() {
     need!(node);
@@ -1071,4 +1133,112 @@ async fn sessions_share_one_stdio_process_with_rewritten_ids() {
         .sum();
     assert_eq!(calls, 2, "{usage:?}");
     assert_eq!(usage[0].tools.get("slow"), Some(&1));
+}
+
+/// The shared upstream is initialized by the gateway, not by the client: a server→client
+/// request reaches the downstream client whose call caused it when that client declared the
+/// capability (the official SDK client's sampling and elicitation handlers answer it), and a
+/// client that did not declare it gets -32601 from the gateway instead of a request it
+/// cannot answer.
+#[tokio::test]
+async fn server_to_client_requests_follow_the_clients_capabilities() {
+    let deps = need!(deps);
+    need!(node);
+    let app = TestApp::start_tweaked(|c| {
+        fast_runtime(c);
+        c.runtime.npm_cache = Some(deps.join("npm-cache"));
+        c.runtime.offline = true;
+        c.runtime.packages_dir = Some(deps.join("sigil-packages"));
+        c.gateway.request_timeout_secs = 20;
+    })
+    .await;
+    let admin = app.admin_key.clone();
+    let r = app
+        .post_json(
+            Some(&admin),
+            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
+            &json!({"user": "admin"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.body);
+    let manifest = json!({
+        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+        "name": "io.github.modelcontextprotocol/server-everything",
+        "description": "MCP test server exercising every protocol feature",
+        "version": "2026.8.31",
+        "packages": [{
+            "registryType": "npm",
+            "identifier": "@modelcontextprotocol/server-everything",
+            "version": "2026.8.31",
+            "transport": {"type": "stdio"}
+        }]
+    });
+    let dep = publish_and_deploy(&app, &admin, &manifest.to_string(), "application/json").await;
+    let url = dep["url"].as_str().unwrap().to_string();
+
+    let ops = json!([
+        {"op": "list"},
+        {"op": "call", "name": "trigger-sampling-request", "args": {"prompt": "say hi", "maxTokens": 5}},
+        {"op": "call", "name": "trigger-elicitation-request", "args": {}}
+    ]);
+    let report = sdk_client_with(
+        &deps,
+        &url,
+        &admin,
+        ops,
+        json!({"sampling": "hi from the test client", "elicitation": "decline"}),
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    let res = report["results"].as_array().unwrap();
+    let tools: Vec<&str> = res[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tools.contains(&"trigger-sampling-request"), "{tools:?}");
+    let sampled = res[1]["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        sampled.contains("hi from the test client") && sampled.contains("sigil-test-model"),
+        "the client's sampling answer reached the server: {}",
+        res[1]
+    );
+    let seen = report["serverRequests"].as_array().unwrap();
+    let sampling = seen
+        .iter()
+        .find(|r| r["method"] == "sampling/createMessage")
+        .unwrap_or_else(|| panic!("the handler saw the sampling request: {report}"));
+    assert!(
+        sampling["params"].to_string().contains("say hi"),
+        "{sampling}"
+    );
+    assert!(
+        seen.iter().any(|r| r["method"] == "elicitation/create"),
+        "the handler saw the elicitation request: {report}"
+    );
+    let elicited = res[2]["result"]["content"].to_string();
+    assert!(elicited.contains("decline"), "{}", res[2]);
+
+    // A raw client that declared no capabilities, on the same (shared) process: the gateway
+    // answers the server for it, so its call ends with the server's tool error at once
+    // instead of carrying a request the client cannot answer.
+    let sid = open_session(&app, &url, &admin).await;
+    let body = call_tool(
+        &app,
+        &url,
+        &admin,
+        &sid,
+        7,
+        "trigger-sampling-request",
+        json!({"prompt": "no sampling here"}),
+    )
+    .await;
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let text = text_of(&body);
+    // Without the gateway's answer this would be the gateway's -32001 timeout instead.
+    assert!(text.contains("-32601"), "{body}");
+    app.stop().await;
 }

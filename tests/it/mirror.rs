@@ -125,7 +125,7 @@ fn opts(url: &str) -> PullOptions {
 
 async fn pull(into: &TestApp, opts: &PullOptions) -> PullReport {
     let upstream = Upstream::new().unwrap();
-    sigil::mirror::pull(into.app(), &upstream, opts, &Stop::never()).await
+    sigil::mirror::pull(&into.app().registry, &upstream, opts, &Stop::never()).await
 }
 
 async fn pull_ok(into: &TestApp, opts: &PullOptions) -> sigil::mirror::PullSummary {
@@ -619,7 +619,9 @@ async fn export_then_import_into_a_fresh_data_dir_gives_the_same_listing() {
     seed(&a).await;
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("registry.sigilbundle");
-    let s = bundle::export(a.app(), &file, &[], "lab-a").await.unwrap();
+    let s = bundle::export(&a.app().registry, &file, &[], "lab-a")
+        .await
+        .unwrap();
     assert_eq!((s.versions, s.servers), (7, 4));
     let want = listing(&a).await;
 
@@ -692,13 +694,13 @@ async fn bundles_follow_status_changes_and_namespace_filters() {
     seed(&a).await;
     let work = tempfile::tempdir().unwrap();
     let first = work.path().join("one.bundle");
-    bundle::export(a.app(), &first, &["com.example/".into()], "lab-a")
+    bundle::export(&a.app().registry, &first, &["com.example/".into()], "lab-a")
         .await
         .unwrap();
     let b = TestApp::start().await;
     let v = bundle::read_verified(&first).unwrap();
     assert_eq!(v.info.namespace_filter, vec!["com.example/"]);
-    let out = bundle::import(b.app(), v).await.unwrap();
+    let out = bundle::import(&b.app().registry, v).await.unwrap();
     assert_eq!((out.added, out.updated), (3, 0));
     assert!(
         names(&listing(&b).await)
@@ -717,10 +719,15 @@ async fn bundles_follow_status_changes_and_namespace_filters() {
     .await;
     publish(&a, "com.example/gamma", "2.0.0").await;
     let second = work.path().join("two.bundle");
-    bundle::export(a.app(), &second, &["com.example/".into()], "lab-a")
-        .await
-        .unwrap();
-    let out = bundle::import(b.app(), bundle::read_verified(&second).unwrap())
+    bundle::export(
+        &a.app().registry,
+        &second,
+        &["com.example/".into()],
+        "lab-a",
+    )
+    .await
+    .unwrap();
+    let out = bundle::import(&b.app().registry, bundle::read_verified(&second).unwrap())
         .await
         .unwrap();
     assert_eq!((out.added, out.updated, out.unchanged), (1, 1, 2));
@@ -807,4 +814,42 @@ async fn the_cli_pulls_into_a_stopped_data_dir() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The offline verbs open only the store, the index and the registry (`app::Offline`): no
+/// vault unlock, so a passphrase-sealed data dir works without its passphrase, and nothing
+/// of the vault, runtime or gateway is created or started.
+#[tokio::test]
+async fn offline_verbs_open_only_the_registry() {
+    let work = tempfile::tempdir().unwrap();
+    let fresh = work.path().join("fresh");
+    let out = sigil_async(vec!["mirror".into(), "status".into()], fresh.clone()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !fresh.join("vault.key").exists(),
+        "no vault key created by an offline verb"
+    );
+
+    let sealed = work.path().join("sealed");
+    let app = TestApp::start_with(&sealed, None, |c| {
+        c.vault_passphrase = Some(sigil::vault::SecretValue::new(
+            "a passphrase only the server knows".into(),
+        ));
+    })
+    .await;
+    seed(&app).await;
+    app.stop().await;
+    // Without SIGIL_VAULT_PASSPHRASE: the registry does not need the vault.
+    let bundle = work.path().join("out.sigilbundle");
+    let out = sigil_async(
+        vec![
+            "mirror".into(),
+            "export".into(),
+            bundle.display().to_string(),
+        ],
+        sealed.clone(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(bundle.exists());
 }
