@@ -25,8 +25,7 @@ use crate::auth::{AuthError, Principal, Scope};
 use crate::deployments::Deployment;
 use crate::error::ErrorCode;
 use crate::gateway::{
-    GatewayError, GetReply, HttpReply, PostMeta, ProxiedBody, Reply, SUPPORTED_VERSIONS,
-    SseEvent,
+    GatewayError, GetReply, HttpReply, PostMeta, ProxiedBody, Reply, SUPPORTED_VERSIONS, SseEvent,
 };
 
 /// Checks return the response to send instead; boxed to keep `Result` small.
@@ -348,9 +347,9 @@ fn proxied(r: HttpReply) -> Response {
     use futures_util::StreamExt as _;
     let body = match r.body {
         ProxiedBody::Full(b) => Body::from(b),
-        ProxiedBody::Stream(s) => Body::from_stream(
-            s.map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other)),
-        ),
+        ProxiedBody::Stream(s) => {
+            Body::from_stream(s.map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other)))
+        }
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

@@ -57,6 +57,10 @@ pub struct GatewayBenchArgs {
     /// gateway: which paths to run: stdio, http or both.
     #[arg(long, default_value = "both")]
     paths: String,
+    /// gateway: run `sigil serve` under this command, e.g. "valgrind --tool=callgrind"
+    /// to count its instructions per call (split on spaces).
+    #[arg(long)]
+    sigil_wrapper: Option<String>,
 }
 
 /// One HTTP endpoint speaking MCP Streamable HTTP, and how to call `echo` on it.
@@ -225,7 +229,7 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     // The HTTP path's upstream is one server-everything in streamableHttp mode that Sigil
     // runs (a local HTTP deployment; Sigil picks its PORT); "direct" calls that same process.
-    let (sigil, base, key) = start_sigil(&tmp.0).await?;
+    let (sigil, base, key) = start_sigil(&tmp.0, args.sigil_wrapper.as_deref()).await?;
     let sigil_pid = sigil.pid().context("sigil has no pid")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -392,7 +396,7 @@ fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Proc> {
 }
 
 /// `sigil serve` on a fresh data dir: its base URL and the bootstrap admin API key.
-async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
+async fn start_sigil(dir: &Path, wrapper: Option<&str>) -> anyhow::Result<(Proc, String, String)> {
     let data = dir.join("sigil-data");
     let cfg = dir.join("sigil.toml");
     std::fs::write(
@@ -400,7 +404,17 @@ async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
         "log = \"warn\"\n\n[runtime]\nallow_commands = true\nallow_private_upstreams = [\"127.0.0.1\"]\n\
          health_interval_secs = 0\nidle_timeout_secs = 0\n\n[gateway]\nsession_idle_secs = 60\n",
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let mut wrap = wrapper.unwrap_or_default().split_whitespace();
+    let mut cmd = match wrap.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(wrap).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut child = cmd
         .arg("serve")
         .arg("--config")
         .arg(&cfg)
@@ -423,10 +437,10 @@ async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
     };
     let mut lines = BufReader::new(stdout).lines();
     let (mut key, mut base) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while base.is_none() {
         ensure!(Instant::now() < deadline, "sigil did not start");
-        let Some(l) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+        let Some(l) = tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await??
         else {
             bail!("sigil exited before listening");
         };
@@ -687,8 +701,13 @@ async fn interleaved(
         for _ in 0..n {
             s.push(open_session(client, t).await?);
         }
-        load(client, t, &s, Duration::from_secs(1)).await;
         sessions.push(s);
+    }
+    // Warm-up, one full-length unmeasured run per target after every session is open: the
+    // node server's JIT and heap settle over the first seconds, and whichever side ran
+    // first used to pay for that (a first round at ~0.5x, later ones near 1x).
+    for (t, s) in targets.iter().zip(&sessions) {
+        load(client, t, s, dur.max(Duration::from_secs(2))).await;
     }
     let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds.max(1) {

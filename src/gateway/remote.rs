@@ -354,7 +354,10 @@ mod sse {
             // Not complete yet: a comment alone, an event without its blank line.
             assert_eq!(first(": hi\n\n").0, "incomplete");
             assert_eq!(first("data: {\"id\":1,\"result\":{}}\n").0, "incomplete");
-            assert_eq!(first("data: {\"id\":1,\"result\":{}}\r\n\r").0, "incomplete");
+            assert_eq!(
+                first("data: {\"id\":1,\"result\":{}}\r\n\r").0,
+                "incomplete"
+            );
         }
 
         #[test]

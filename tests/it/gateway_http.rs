@@ -62,7 +62,9 @@ fn sse_messages(text: &str) -> Vec<Value> {
 #[tokio::test]
 async fn server_everything_over_http_answers_json_when_it_can_and_sse_when_it_must() {
     let Some(deps) = test_deps() else {
-        eprintln!("skipped: server-everything and the MCP SDK are not installed (run tests/run.sh)");
+        eprintln!(
+            "skipped: server-everything and the MCP SDK are not installed (run tests/run.sh)"
+        );
         return;
     };
     if !have_node() {
