@@ -25,7 +25,7 @@ use crate::auth::{AuthError, Principal, Scope};
 use crate::deployments::Deployment;
 use crate::error::ErrorCode;
 use crate::gateway::{
-    GatewayError, GetReply, HttpReply, PostMeta, Reply, SUPPORTED_VERSIONS, SseEvent,
+    GatewayError, GetReply, HttpReply, PostMeta, ProxiedBody, Reply, SUPPORTED_VERSIONS, SseEvent,
 };
 
 /// Checks return the response to send instead; boxed to keep `Result` small.
@@ -345,10 +345,13 @@ pub(super) fn post_reply(r: Result<Reply, GatewayError>) -> Response {
 fn proxied(r: HttpReply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
     use futures_util::StreamExt as _;
-    let stream = r
-        .body
-        .map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other));
-    let mut resp = Response::new(Body::from_stream(stream));
+    let body = match r.body {
+        ProxiedBody::Full(b) => Body::from(b),
+        ProxiedBody::Stream(s) => {
+            Body::from_stream(s.map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other)))
+        }
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     if let Some(ct) = r.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);

@@ -57,6 +57,10 @@ pub struct GatewayBenchArgs {
     /// gateway: which paths to run: stdio, http or both.
     #[arg(long, default_value = "both")]
     paths: String,
+    /// gateway: run `sigil serve` under this command, e.g. "valgrind --tool=callgrind"
+    /// to count its instructions per call (split on spaces).
+    #[arg(long)]
+    sigil_wrapper: Option<String>,
 }
 
 /// One HTTP endpoint speaking MCP Streamable HTTP, and how to call `echo` on it.
@@ -66,6 +70,9 @@ struct Target {
     url: String,
     token: Option<String>,
     tool: String,
+    /// Processes whose CPU time a run of this target is charged per call (the load
+    /// generator, this process, is always counted as `client`).
+    cpu: Vec<(&'static str, u32)>,
 }
 
 #[derive(Default)]
@@ -73,6 +80,8 @@ struct Run {
     took: Duration,
     latencies: Vec<Duration>,
     errors: u64,
+    /// CPU seconds (user + system) each watched process spent during the run.
+    cpu: Vec<(&'static str, f64)>,
 }
 
 impl Run {
@@ -86,15 +95,53 @@ impl Run {
     }
     fn line(&mut self, label: &str) -> String {
         let (p50, p99) = (self.pct(0.5), self.pct(0.99));
+        let calls = self.latencies.len().max(1) as f64;
+        let cpu: Vec<String> = self
+            .cpu
+            .iter()
+            .map(|(name, secs)| format!("{name} {:.0}", secs * 1e6 / calls))
+            .collect();
         format!(
-            "{label:>14}: {:>7.0} calls/s  p50 {:>6.3} ms  p99 {:>7.3} ms  ({} calls, {} errors)",
+            "{label:>14}: {:>7.0} calls/s  p50 {:>6.3} ms  p99 {:>7.3} ms  ({} calls, {} errors)  CPU µs/call: {}",
             self.rps(),
             ms(p50),
             ms(p99),
             self.latencies.len(),
-            self.errors
+            self.errors,
+            cpu.join(", ")
         )
     }
+
+    fn add_cpu(&mut self, other: &[(&'static str, f64)]) {
+        for (name, secs) in other {
+            match self.cpu.iter_mut().find(|(n, _)| n == name) {
+                Some((_, s)) => *s += secs,
+                None => self.cpu.push((name, *secs)),
+            }
+        }
+    }
+}
+
+/// CPU time (user + system, all threads, including exited ones) of a process, in seconds;
+/// `/proc` counts it in USER_HZ ticks, which Linux fixes at 100 for this ABI.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (u64, u64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// The first child process of `pid` (the node server under a proxy).
+fn child_of(pid: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let child: u32 = e.file_name().to_str()?.parse().ok()?;
+        let s = std::fs::read_to_string(e.path().join("stat")).ok()?;
+        let rest = &s[s.rfind(')')? + 2..];
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == pid).then_some(child)
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -182,13 +229,13 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     // The HTTP path's upstream is one server-everything in streamableHttp mode that Sigil
     // runs (a local HTTP deployment; Sigil picks its PORT); "direct" calls that same process.
-    let (sigil, base, key) = start_sigil(&tmp.0).await?;
+    let (sigil, base, key) = start_sigil(&tmp.0, args.sigil_wrapper.as_deref()).await?;
     let sigil_pid = sigil.pid().context("sigil has no pid")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
         .build()?;
-    let (stdio_url, _) = deploy(
+    let (stdio_url, stdio_dep) = deploy(
         &client,
         &base,
         &key,
@@ -212,12 +259,17 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
     println!("sigil idle RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
 
     let mut peer_proc = None;
-    let stdio_sigil = Target {
+    let mut stdio_sigil = Target {
         label: "sigil (stdio)",
         url: stdio_url,
         token: Some(key.clone()),
         tool: "echo".into(),
+        cpu: vec![("sigil", sigil_pid)],
     };
+    // The first session starts the instance; then its process is known.
+    open_session(&client, &stdio_sigil).await?;
+    let stdio_node = instance_pid(&client, &base, &key, &stdio_dep).await?;
+    stdio_sigil.cpu.push(("node", stdio_node));
     let mut peer_target = None;
     if let Some(bin) = &peer {
         let port = free_port()?;
@@ -234,12 +286,18 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         let p = spawn("mcp-proxy", Command::new(bin).arg("--config").arg(&cfg))?;
         let url = format!("http://127.0.0.1:{port}/");
         wait_http(&client, &url).await?;
+        let mut cpu = Vec::new();
+        if let Some(pid) = p.pid() {
+            cpu.push(("mcp-proxy", pid));
+            cpu.extend(child_of(pid).map(|c| ("node", c)));
+        }
         peer_proc = Some(p);
         peer_target = Some(Target {
             label: "mcp-proxy 0.6",
             url,
             token: Some("bench-peer-token".into()),
             tool: "everything/echo".into(),
+            cpu,
         });
     } else {
         println!(
@@ -264,15 +322,18 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
             "\n== HTTP upstream: server-everything streamableHttp, {} sessions ==",
             args.http_sessions
         );
-        let sigil_http = Target {
+        let mut sigil_http = Target {
             label: "sigil (http)",
             url: http_url,
             token: Some(key.clone()),
             tool: "echo".into(),
+            cpu: vec![("sigil", sigil_pid)],
         };
         // The first session starts the instance; then its port is known.
         open_session(&client, &sigil_http).await?;
-        let port = instance_port(&client, &base, &key, &http_dep).await?;
+        let node = instance_pid(&client, &base, &key, &http_dep).await?;
+        let port = port_of(node)?;
+        sigil_http.cpu.push(("node", node));
         let direct_url = format!("http://127.0.0.1:{port}/mcp");
         let targets = vec![
             sigil_http,
@@ -281,6 +342,8 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
                 url: direct_url.clone(),
                 token: None,
                 tool: "echo".into(),
+                // Sigil too: what it spends while not in the path (its background work).
+                cpu: vec![("sigil", sigil_pid), ("node", node)],
             },
         ];
         let sampler = RssSampler::start(sigil_pid);
@@ -333,7 +396,7 @@ fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Proc> {
 }
 
 /// `sigil serve` on a fresh data dir: its base URL and the bootstrap admin API key.
-async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
+async fn start_sigil(dir: &Path, wrapper: Option<&str>) -> anyhow::Result<(Proc, String, String)> {
     let data = dir.join("sigil-data");
     let cfg = dir.join("sigil.toml");
     std::fs::write(
@@ -341,7 +404,17 @@ async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
         "log = \"warn\"\n\n[runtime]\nallow_commands = true\nallow_private_upstreams = [\"127.0.0.1\"]\n\
          health_interval_secs = 0\nidle_timeout_secs = 0\n\n[gateway]\nsession_idle_secs = 60\n",
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let mut wrap = wrapper.unwrap_or_default().split_whitespace();
+    let mut cmd = match wrap.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(wrap).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut child = cmd
         .arg("serve")
         .arg("--config")
         .arg(&cfg)
@@ -364,10 +437,10 @@ async fn start_sigil(dir: &Path) -> anyhow::Result<(Proc, String, String)> {
     };
     let mut lines = BufReader::new(stdout).lines();
     let (mut key, mut base) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while base.is_none() {
         ensure!(Instant::now() < deadline, "sigil did not start");
-        let Some(l) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+        let Some(l) = tokio::time::timeout(Duration::from_secs(300), lines.next_line()).await??
         else {
             bail!("sigil exited before listening");
         };
@@ -440,13 +513,13 @@ async fn deploy(
     }
 }
 
-/// The `PORT` Sigil gave the deployment's (only) running instance.
-async fn instance_port(
+/// The process of the deployment's (only) running instance.
+async fn instance_pid(
     client: &reqwest::Client,
     base: &str,
     key: &str,
     id: &str,
-) -> anyhow::Result<u16> {
+) -> anyhow::Result<u32> {
     let d: Value = client
         .get(format!("{base}/api/v1/deployments/{id}"))
         .bearer_auth(key)
@@ -454,9 +527,14 @@ async fn instance_port(
         .await?
         .json()
         .await?;
-    let pid = d["instances"][0]["pid"]
+    d["instances"][0]["pid"]
         .as_u64()
-        .with_context(|| format!("no running instance: {d}"))?;
+        .and_then(|p| u32::try_from(p).ok())
+        .with_context(|| format!("no running instance: {d}"))
+}
+
+/// The `PORT` Sigil gave a local HTTP instance.
+fn port_of(pid: u32) -> anyhow::Result<u16> {
     let env = std::fs::read(format!("/proc/{pid}/environ"))?;
     env.split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(b"PORT="))
@@ -557,6 +635,12 @@ async fn load(
 ) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let mut watched = t.cpu.clone();
+    watched.push(("client", std::process::id()));
+    let cpu_before: Vec<f64> = watched
+        .iter()
+        .map(|(_, pid)| cpu_secs(*pid).unwrap_or(0.0))
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, sid) in sessions.iter().enumerate() {
@@ -589,10 +673,17 @@ async fn load(
     for t in tasks {
         latencies.extend(t.await.unwrap_or_default());
     }
+    let took = started.elapsed();
+    let cpu = watched
+        .iter()
+        .zip(cpu_before)
+        .map(|((name, pid), before)| (*name, cpu_secs(*pid).unwrap_or(before) - before))
+        .collect();
     Run {
-        took: started.elapsed(),
+        took,
         latencies,
         errors: errors.load(Ordering::Relaxed),
+        cpu,
     }
 }
 
@@ -610,8 +701,13 @@ async fn interleaved(
         for _ in 0..n {
             s.push(open_session(client, t).await?);
         }
-        load(client, t, &s, Duration::from_secs(1)).await;
         sessions.push(s);
+    }
+    // Warm-up, one full-length unmeasured run per target after every session is open: the
+    // node server's JIT and heap settle over the first seconds, and whichever side ran
+    // first used to pay for that (a first round at ~0.5x, later ones near 1x).
+    for (t, s) in targets.iter().zip(&sessions) {
+        load(client, t, s, dur.max(Duration::from_secs(2))).await;
     }
     let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds.max(1) {
@@ -640,6 +736,7 @@ fn summarize(results: Vec<(Target, Vec<Run>)>, against: &str) {
             all.took += r.took;
             all.errors += r.errors;
             all.latencies.extend(r.latencies);
+            all.add_cpu(&r.cpu);
         }
         pooled.push((t.label.to_string(), all, rps));
     }
@@ -725,6 +822,7 @@ async fn soak(
         total.took += r.took;
         total.errors += r.errors;
         total.latencies.extend(r.latencies);
+        total.add_cpu(&r.cpu);
     }
     let end = rss_kib(pid).unwrap_or(0);
     println!(

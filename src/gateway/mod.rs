@@ -35,7 +35,7 @@ use crate::store::{DeploymentStatus, Store};
 use crate::vault::{Purpose, SecretSource, SecretValue, Secrets, SecretsError};
 
 pub use meter::{Meter, usage_of};
-pub use remote::HttpReply;
+pub use remote::{HttpReply, ProxiedBody};
 pub use session::{Link, Session, SseEvent};
 pub use upstream::{Outbound, Upstream};
 
@@ -264,6 +264,12 @@ fn timeout_error(id: &Value) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Whether a response is a JSON-RPC error: it carries `"error":` at its top level; results
+/// rarely contain the exact key, and a miscount is only a statistic.
+fn is_error_response(msg: &[u8]) -> bool {
+    msg.windows(8).any(|w| w == b"\"error\":")
+}
+
 /// Records a request in the meter when it ends, however it ends.
 struct Metered {
     meter: Arc<Meter>,
@@ -283,9 +289,7 @@ struct Metered {
 impl Metered {
     fn finish(&mut self, final_msg: &[u8]) {
         self.bytes_out += final_msg.len() as u64;
-        // A JSON-RPC error response carries `"error":` at its top level; results rarely
-        // contain the exact key, and a miscount is only a statistic.
-        self.ok = !final_msg.windows(8).any(|w| w == b"\"error\":");
+        self.ok = !is_error_response(final_msg);
         self.record();
     }
 
@@ -544,7 +548,17 @@ impl Gateway {
         let session = self.session(meta.session, who, &d)?;
         let link = session.link();
         if let Link::Http { .. } = &*link {
-            return remote::forward_post(self, &session, &link, &meta, body)
+            let method = method.as_deref().unwrap_or("response");
+            let tool = (method == "tools/call")
+                .then(|| msg.pointer("/params/name").and_then(Value::as_str))
+                .flatten();
+            let rpc = remote::Rpc {
+                method,
+                tool,
+                is_request: has_id && !is_response,
+                meter: true,
+            };
+            return remote::forward_post(self, &session, &link, &meta, body, rpc)
                 .await
                 .map(Reply::Http);
         }
@@ -871,8 +885,15 @@ impl Gateway {
                 );
                 let link = session.link();
                 let body = serde_json::to_vec(&msg).unwrap_or_default();
+                let rpc = remote::Rpc {
+                    method: "initialize",
+                    tool: None,
+                    is_request: true,
+                    // Counted below, like a stdio initialize.
+                    meter: false,
+                };
                 let mut reply =
-                    remote::forward_post(self, &session, &link, &PostMeta::default(), &body)
+                    remote::forward_post(self, &session, &link, &PostMeta::default(), &body, rpc)
                         .await?;
                 if (200..300).contains(&reply.status) {
                     self.insert_session(session);

@@ -8,7 +8,6 @@ use std::time::Instant;
 use std::pin::Pin;
 
 use futures_util::Stream;
-use serde_json::Value;
 
 use super::session::{Link, Session};
 use super::{Gateway, GatewayError, PostMeta, meter};
@@ -16,13 +15,30 @@ use super::{Gateway, GatewayError, PostMeta, meter};
 /// A proxied body, chunk by chunk as the upstream sends it.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>> + Send>>;
 
-/// A proxied answer: status, content type, and the body as it arrives.
+/// A proxied answer: status, content type, and the body.
 pub struct HttpReply {
     pub status: u16,
     pub content_type: Option<String>,
     /// The gateway's session id to return (set on initialize).
     pub session: Option<String>,
-    pub body: BodyStream,
+    pub body: ProxiedBody,
+}
+
+pub enum ProxiedBody {
+    /// The whole body, known before the reply starts (sent with a Content-Length).
+    Full(Vec<u8>),
+    /// Chunk by chunk as the upstream sends it.
+    Stream(BodyStream),
+}
+
+/// What the gateway knows of a forwarded POST, for metering and framing.
+pub(super) struct Rpc<'a> {
+    pub method: &'a str,
+    pub tool: Option<&'a str>,
+    /// A request (method and id): its response is what ends the upstream's SSE stream.
+    pub is_request: bool,
+    /// Count it in the meter (initialize is counted by the caller).
+    pub meter: bool,
 }
 
 /// A Streamable HTTP link's URL, headers, upstream session slot and local instance.
@@ -67,38 +83,292 @@ fn with_common(
     req
 }
 
-async fn relay(
-    resp: reqwest::Response,
+/// Status and content type of an upstream answer; remembers the upstream's session id.
+fn head_of(
+    resp: &reqwest::Response,
     upstream_session: &std::sync::Mutex<Option<String>>,
-) -> HttpReply {
+) -> (u16, Option<String>) {
     if let Some(sid) = resp
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
     {
-        *upstream_session.lock().unwrap_or_else(|p| p.into_inner()) = Some(sid.to_string());
+        let mut slot = upstream_session.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_deref() != Some(sid) {
+            *slot = Some(sid.to_string());
+        }
     }
-    let status = resp.status().as_u16();
     let content_type = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // Pulled by the downstream response itself: no task or channel per request, and a
-    // client that goes away stops the upstream read.
-    let body = futures_util::stream::unfold(Some(resp), |resp| async move {
+    (resp.status().as_u16(), content_type)
+}
+
+/// The rest of an upstream body as a stream, after `first` (bytes already read).
+/// Pulled by the downstream response itself: no task or channel per request, and a client
+/// that goes away stops the upstream read.
+fn stream_rest(first: Vec<u8>, resp: reqwest::Response) -> BodyStream {
+    let first = (!first.is_empty()).then_some(first);
+    let body = futures_util::stream::unfold((first, Some(resp)), |(first, resp)| async move {
+        if let Some(f) = first {
+            return Some((Ok(f), (None, resp)));
+        }
         let mut resp = resp?;
         match resp.chunk().await {
-            Ok(Some(c)) => Some((Ok(c.to_vec()), Some(resp))),
+            Ok(Some(c)) => Some((Ok(c.to_vec()), (None, Some(resp)))),
             Ok(None) => None,
-            Err(e) => Some((Err(e.without_url().to_string()), None)),
+            Err(e) => Some((Err(e.without_url().to_string()), (None, None))),
         }
     });
+    Box::pin(body)
+}
+
+async fn relay(
+    resp: reqwest::Response,
+    upstream_session: &std::sync::Mutex<Option<String>>,
+) -> HttpReply {
+    let (status, content_type) = head_of(&resp, upstream_session);
     HttpReply {
         status,
         content_type,
         session: None,
-        body: Box::pin(body),
+        body: ProxiedBody::Stream(stream_rest(Vec::new(), resp)),
+    }
+}
+
+/// More than this without a complete first event: stop looking and stream.
+const FIRST_EVENT_MAX: usize = 4 * 1024 * 1024;
+
+/// The answer to a request, reframed when it can be: an upstream that answers with an SSE
+/// stream whose first message is the response itself (the common case: no progress, logs
+/// or server requests before it) is answered as plain `application/json`, which the
+/// client accepts (the gateway requires it in `Accept`). That is one write of a sized body
+/// instead of a chunked stream, and no SSE parsing in the client; anything else before the
+/// response, or an upstream that answers JSON, streams through unchanged.
+async fn relay_request(
+    mut resp: reqwest::Response,
+    upstream_session: &std::sync::Mutex<Option<String>>,
+) -> (HttpReply, Option<Vec<u8>>) {
+    let (status, content_type) = head_of(&resp, upstream_session);
+    let is_sse = content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"));
+    if !(200..300).contains(&status) || !is_sse {
+        return (
+            HttpReply {
+                status,
+                content_type,
+                session: None,
+                body: ProxiedBody::Stream(stream_rest(Vec::new(), resp)),
+            },
+            None,
+        );
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let mut scanned = 0;
+    let outcome = loop {
+        match sse::first_message(&buf, &mut scanned) {
+            sse::First::Response(data) => break Some(data),
+            sse::First::Other => break None,
+            sse::First::Incomplete if buf.len() > FIRST_EVENT_MAX => break None,
+            sse::First::Incomplete => {}
+        }
+        match resp.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c),
+            // Ended or failed before a response: pass on what came.
+            Ok(None) | Err(_) => break None,
+        }
+    };
+    let Some(data) = outcome else {
+        return (
+            HttpReply {
+                status,
+                content_type,
+                session: None,
+                body: ProxiedBody::Stream(stream_rest(buf, resp)),
+            },
+            None,
+        );
+    };
+    finish_body(resp);
+    (
+        HttpReply {
+            status,
+            content_type: Some("application/json".into()),
+            session: None,
+            body: ProxiedBody::Full(data.clone()),
+        },
+        Some(data),
+    )
+}
+
+/// Read an upstream body to its end so its connection goes back to the pool: inline when
+/// the end is already there (it usually arrives with the response), else in a task.
+fn finish_body(mut resp: reqwest::Response) {
+    use futures_util::FutureExt as _;
+    loop {
+        match resp.chunk().now_or_never() {
+            Some(Ok(Some(_))) => {}
+            Some(Ok(None) | Err(_)) => return,
+            None => break,
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = resp.chunk().await {} });
+}
+
+/// Just enough Server-Sent Events parsing to find a stream's first message.
+mod sse {
+    use super::super::jsonrpc;
+
+    pub enum First {
+        /// The first message is a JSON-RPC response (its data).
+        Response(Vec<u8>),
+        /// The first message is something else (a notification, a server request, an
+        /// event of another type).
+        Other,
+        /// No complete message yet.
+        Incomplete,
+    }
+
+    /// Look at the complete events in `buf` from `*scanned` on, skipping events without
+    /// data (priming events, comments); `*scanned` moves past what was looked at.
+    pub fn first_message(buf: &[u8], scanned: &mut usize) -> First {
+        loop {
+            let rest = &buf[*scanned..];
+            let Some((event, len)) = next_event(rest) else {
+                return First::Incomplete;
+            };
+            *scanned += len;
+            let mut data: Option<Vec<u8>> = None;
+            let mut kind_ok = true;
+            for line in event.split(|b| *b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let (field, value) = match line.iter().position(|b| *b == b':') {
+                    Some(0) => continue,
+                    Some(i) => {
+                        let v = &line[i + 1..];
+                        (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                    }
+                    None => (line, &b""[..]),
+                };
+                match field {
+                    b"data" => {
+                        let d = data.get_or_insert_with(Vec::new);
+                        if !d.is_empty() {
+                            d.push(b'\n');
+                        }
+                        d.extend_from_slice(value);
+                    }
+                    b"event" => kind_ok = value == b"message",
+                    _ => {}
+                }
+            }
+            let Some(data) = data.filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            if !kind_ok {
+                return First::Other;
+            }
+            return match jsonrpc::head(&data) {
+                Some(jsonrpc::Head {
+                    id: Some(_),
+                    has_method: false,
+                }) if serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok() => {
+                    First::Response(data)
+                }
+                _ => First::Other,
+            };
+        }
+    }
+
+    /// The first complete event in `b` (without its blank line) and the bytes it takes.
+    fn next_event(b: &[u8]) -> Option<(&[u8], usize)> {
+        let mut i = 0;
+        while i < b.len() {
+            // An event ends at an empty line: "\n\n", "\r\n\r\n" or "\r\r".
+            if b[i] == b'\n' || b[i] == b'\r' {
+                let nl = if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
+                let j = i + nl;
+                if j >= b.len() {
+                    return None;
+                }
+                if b[j] == b'\n' || b[j] == b'\r' {
+                    let nl2 = if b[j] == b'\r' {
+                        match b.get(j + 1) {
+                            Some(b'\n') => 2,
+                            Some(_) => 1,
+                            // "\r" may be the first half of "\r\n": wait for more.
+                            None => return None,
+                        }
+                    } else {
+                        1
+                    };
+                    return Some((&b[..i], j + nl2));
+                }
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn first(s: &str) -> (String, usize) {
+            let mut n = 0;
+            let r = match first_message(s.as_bytes(), &mut n) {
+                First::Response(d) => String::from_utf8(d).unwrap(),
+                First::Other => "other".into(),
+                First::Incomplete => "incomplete".into(),
+            };
+            (r, n)
+        }
+
+        #[test]
+        fn the_first_message_decides() {
+            let resp = r#"{"jsonrpc":"2.0","id":5,"result":{}}"#;
+            let s = format!("event: message\nid: a-1\ndata: {resp}\n\n");
+            assert_eq!(first(&s), (resp.to_string(), s.len()));
+            // A priming event first (id, empty data), CRLF line ends, data split in lines.
+            let s = "id: 1-0\r\nretry: 1000\r\ndata: \r\n\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":1,\"result\":{}}\r\n\r\n";
+            assert_eq!(first(s).0, "{\"jsonrpc\":\"2.0\",\n\"id\":1,\"result\":{}}");
+            // Progress before the response: stream.
+            let s = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+            assert_eq!(first(s).0, "other");
+            // A server request has a method and an id.
+            let s = "data: {\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"method\":\"sampling/createMessage\"}\n\n";
+            assert_eq!(first(s).0, "other");
+            // Another event type, or data that is not JSON.
+            assert_eq!(first("event: ping\ndata: {\"id\":1}\n\n").0, "other");
+            assert_eq!(first("data: {\"id\":1,\"result\":\n\n").0, "other");
+            // Not complete yet: a comment alone, an event without its blank line.
+            assert_eq!(first(": hi\n\n").0, "incomplete");
+            assert_eq!(first("data: {\"id\":1,\"result\":{}}\n").0, "incomplete");
+            assert_eq!(
+                first("data: {\"id\":1,\"result\":{}}\r\n\r").0,
+                "incomplete"
+            );
+        }
+
+        #[test]
+        fn scanning_resumes_where_it_stopped() {
+            let mut n = 0;
+            let mut buf = b"id: 1-0\ndata: \n\n".to_vec();
+            assert!(matches!(first_message(&buf, &mut n), First::Incomplete));
+            assert_eq!(n, buf.len());
+            buf.extend_from_slice(b"data: {\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{}}\n\n");
+            assert!(matches!(first_message(&buf, &mut n), First::Response(_)));
+        }
     }
 }
 
@@ -112,6 +382,7 @@ pub(super) async fn forward_post(
     link: &Link,
     meta: &PostMeta<'_>,
     body: &[u8],
+    rpc: Rpc<'_>,
 ) -> Result<HttpReply, GatewayError> {
     let (url, headers, upstream_session, instance) = parts(link)?;
     let _busy = match instance {
@@ -136,26 +407,28 @@ pub(super) async fn forward_post(
         .send()
         .await
         .map_err(upstream_error)?;
-    let reply = relay(resp, upstream_session).await;
-    let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let method = msg
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("response");
-    let tool = (method == "tools/call")
-        .then(|| msg.pointer("/params/name").and_then(Value::as_str))
-        .flatten();
-    gw.meter.record(meter::Sample {
-        user: &session.user,
-        deployment: &session.deployment,
-        method,
-        tool,
-        ok: (200..300).contains(&reply.status),
-        latency_ms: started.elapsed().as_millis() as u64,
-        bytes_in: body.len() as u64,
-        bytes_out: 0,
-        at_ms: gw.ambient.now_ms(),
-    });
+    let (reply, response) = if rpc.is_request {
+        relay_request(resp, upstream_session).await
+    } else {
+        (relay(resp, upstream_session).await, None)
+    };
+    if rpc.meter {
+        let ok = (200..300).contains(&reply.status)
+            && response
+                .as_deref()
+                .is_none_or(|r| !super::is_error_response(r));
+        gw.meter.record(meter::Sample {
+            user: &session.user,
+            deployment: &session.deployment,
+            method: rpc.method,
+            tool: rpc.tool,
+            ok,
+            latency_ms: started.elapsed().as_millis() as u64,
+            bytes_in: body.len() as u64,
+            bytes_out: response.as_ref().map_or(0, |r| r.len() as u64),
+            at_ms: gw.ambient.now_ms(),
+        });
+    }
     Ok(reply)
 }
 

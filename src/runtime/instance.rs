@@ -767,7 +767,10 @@ async fn wait_for_port(port: u16) -> Result<(), String> {
     }
 }
 
-async fn write_stdin(mut stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_stdin(stdin: tokio::process::ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    // Buffered, so that lines queued while a write was in progress go out in one syscall
+    // (the pipe itself is unbuffered; `flush` on it does nothing).
+    let mut stdin = tokio::io::BufWriter::with_capacity(64 * 1024, stdin);
     while let Some(line) = rx.recv().await {
         if stdin.write_all(&line).await.is_err() {
             break;

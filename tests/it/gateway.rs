@@ -237,7 +237,7 @@ fn alive(pid: u64) -> bool {
 }
 
 /// Run the SDK client script; returns its JSON report.
-async fn sdk_client(deps: &Path, url: &str, key: &str, ops: Value) -> Value {
+pub(crate) async fn sdk_client(deps: &Path, url: &str, key: &str, ops: Value) -> Value {
     sdk_client_with(deps, url, key, ops, json!({})).await
 }
 

@@ -11,6 +11,7 @@ mod cloudrun;
 mod conformance;
 mod deploy_scan;
 mod gateway;
+mod gateway_http;
 mod google_fake;
 mod hosting;
 mod manifests;
