@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::ambient::rfc3339;
-use crate::registry::{PackageInfo, VersionInfo};
+use crate::registry::{PackageCard, PackageInfo, VersionInfo};
 use crate::scan::Report;
 use crate::store::{ApiKeyRecord, TeamRecord, TeamRole, UserRecord};
 use crate::vault::SecretInfo;
@@ -30,36 +30,31 @@ pub fn version(v: &VersionInfo) -> Value {
     out
 }
 
-pub fn package_summary(p: &PackageInfo) -> Value {
-    let s = &p.latest.record.server;
-    let required_secrets = s
-        .env_vars()
-        .chain(s.remotes.iter().flat_map(|r| r.headers.iter()))
-        .filter(|e| e.input.is_secret && e.input.is_required)
-        .count();
+pub fn package_summary(c: &PackageCard) -> Value {
+    let s = &c.latest;
     json!({
-        "name": s.name,
+        "name": c.package.name,
         "title": s.title,
         "description": s.description,
         "latestVersion": s.version,
-        "status": p.latest.record.status.as_str(),
-        "owner": p.package.owner,
-        "toolCount": s.ext.tools.len(),
-        "requiredSecretCount": required_secrets,
-        "transports": s.transports(),
-        "registryTypes": s.registry_types(),
-        "categories": s.ext.categories,
-        "tags": s.ext.tags,
-        "installs": p.package.installs,
-        "deploys": p.package.deploys,
-        "versionCount": p.package.version_count,
-        "createdAt": rfc3339(p.package.created_at),
-        "updatedAt": rfc3339(p.package.updated_at),
+        "status": s.status.as_str(),
+        "owner": c.package.owner,
+        "toolCount": s.tool_count,
+        "requiredSecretCount": s.required_secret_count,
+        "transports": s.transports,
+        "registryTypes": s.registry_types,
+        "categories": s.categories,
+        "tags": s.tags,
+        "installs": c.package.installs,
+        "deploys": c.package.deploys,
+        "versionCount": c.package.version_count,
+        "createdAt": rfc3339(c.package.created_at),
+        "updatedAt": rfc3339(c.package.updated_at),
     })
 }
 
 pub fn package_detail(p: &PackageInfo) -> Value {
-    let mut out = package_summary(p);
+    let mut out = package_summary(&PackageCard::from(p));
     out["latest"] = version(&p.latest);
     out
 }

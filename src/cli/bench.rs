@@ -102,7 +102,22 @@ async fn bench(args: &BenchArgs, dir: &Path) -> anyhow::Result<()> {
         let key = bootstrap.context("bench needs a fresh data dir")?.api_key;
         publish_all(&app, &app.accounts.authenticate(&key)?, args).await?;
     }
-    search(&app, args)?;
+    search(
+        &app,
+        args,
+        &format!("{} segments", app.registry.index_segments()),
+    )?;
+    // What a quiet registry serves from: the indexer merges to one segment after a quiet
+    // period; here it is done at once and timed.
+    let t = Instant::now();
+    if app.registry.consolidate_index()? {
+        println!(
+            "index: merged to {} segment(s) in {:.0} ms",
+            app.registry.index_segments(),
+            ms(t.elapsed())
+        );
+        search(&app, args, "consolidated")?;
+    }
     println!(
         "index: {:.1} MiB on disk; store: {:.1} MiB; RSS {} MiB (was {} MiB before opening)",
         dir_size(&dir.join("index")) as f64 / 1048576.0,
@@ -179,7 +194,7 @@ async fn publish_all(
 /// Search latency through the same call the HTTP handler makes (index + store hydration),
 /// interleaved query by query with the index alone, so the hydration's share shows even
 /// when other work shares the machine.
-fn search(app: &App, args: &BenchArgs) -> anyhow::Result<()> {
+fn search(app: &App, args: &BenchArgs, layout: &str) -> anyhow::Result<()> {
     let queries: Vec<SearchQuery> = (0..args.queries).map(synth::query).collect();
     for q in queries.iter().take(50) {
         app.registry.search(q.clone(), None)?; // warm up
@@ -200,7 +215,7 @@ fn search(app: &App, args: &BenchArgs) -> anyhow::Result<()> {
     index.sort();
     for (what, lat) in [("search", &full), ("index only", &index)] {
         println!(
-            "{what}: {} queries, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            "{what} ({layout}): {} queries, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
             lat.len(),
             ms(pct(lat, 50.0)),
             ms(pct(lat, 90.0)),

@@ -342,9 +342,10 @@ fn refresh_package(w: &mut WriteTx, name: &str, now: i64) -> Result<Change, Stor
             version_count: 0,
             installs: 0,
             deploys: 0,
+            latest_summary: None,
         },
     };
-    pkg.latest = latest.as_ref().map(|l| l.server.version.clone());
+    pkg.set_latest(latest.as_ref());
     pkg.version_count = u32::try_from(all.len()).unwrap_or(u32::MAX);
     pkg.updated_at = now;
     w.put(name.as_bytes(), &pkg)?;

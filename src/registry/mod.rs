@@ -21,8 +21,8 @@ use crate::auth::{Accounts, AuthError, Principal};
 use crate::error::{Coded, ErrorCode};
 use crate::search::{self, Change, SearchDoc, SearchIndex, SearchQuery};
 use crate::store::{
-    PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord, VersionStatus,
-    WriteTx, version_key, versions_prefix,
+    LatestSummary, PackageRecord, Reader, ScanReportRecord, Store, StoreError, VersionRecord,
+    VersionStatus, WriteTx, version_key, versions_prefix,
 };
 use manifest::{Format, Issue, ParseOptions, ServerVersion};
 
@@ -114,6 +114,23 @@ pub struct PackageInfo {
     pub latest: VersionInfo,
 }
 
+/// A package as a listing or a search hit shows it: the package row and the summary of its
+/// latest version, without the version's tools and schemas.
+#[derive(Debug, Clone)]
+pub struct PackageCard {
+    pub package: PackageRecord,
+    pub latest: LatestSummary,
+}
+
+impl From<&PackageInfo> for PackageCard {
+    fn from(p: &PackageInfo) -> Self {
+        PackageCard {
+            package: p.package.clone(),
+            latest: LatestSummary::of(&p.latest.record),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub category: Option<String>,
@@ -131,7 +148,7 @@ pub struct Page<T> {
 }
 
 pub struct SearchResult {
-    pub items: Vec<(PackageInfo, f32)>,
+    pub items: Vec<(PackageCard, f32)>,
     pub total: u64,
     pub facets: search::Facets,
     pub next_cursor: Option<String>,
@@ -366,7 +383,7 @@ impl Registry {
                 })
                 .collect();
             let latest = latest::pick_latest(&all).cloned();
-            pkg.latest = latest.as_ref().map(|l| l.server.version.clone());
+            pkg.set_latest(latest.as_ref());
             pkg.updated_at = now;
             w.put(name.as_bytes(), &pkg)?;
             let generation = w.bump_generation()?;
@@ -462,7 +479,7 @@ impl Registry {
         filter: &ListFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page<PackageInfo>, RegistryError> {
+    ) -> Result<Page<PackageCard>, RegistryError> {
         let after = match cursor {
             Some(c) => Some(decode_cursor(c)?),
             None => None,
@@ -475,22 +492,25 @@ impl Registry {
         });
         const BATCH: usize = 256;
         'outer: loop {
-            let batch = self
-                .store
-                .read(|r| r.range::<PackageRecord>(start.as_deref(), None, BATCH))?;
+            let batch = self.store.read(|r| {
+                let rows = r.range::<PackageRecord>(start.as_deref(), None, BATCH)?;
+                let mut cards = Vec::with_capacity(rows.len());
+                for (key, pkg) in rows {
+                    cards.push((key, card_of(r, pkg)?));
+                }
+                Ok::<_, StoreError>(cards)
+            })?;
             let exhausted = batch.len() < BATCH;
-            for (key, pkg) in batch {
+            for (key, card) in batch {
                 start = Some({
                     let mut k = key;
                     k.push(0);
                     k
                 });
-                if let Some(info) = self.package_info_from(pkg)? {
-                    if matches_filter(&info, filter) {
-                        items.push(info);
-                        if items.len() > limit {
-                            break 'outer;
-                        }
+                if let Some(card) = card.filter(|c| matches_filter(c, filter)) {
+                    items.push(card);
+                    if items.len() > limit {
+                        break 'outer;
                     }
                 }
             }
@@ -538,8 +558,8 @@ impl Registry {
             .index
             .search(&q)
             .map_err(|e| RegistryError::Search(e.to_string()))?;
-        // One snapshot for the whole page: a read transaction per hit was most of a
-        // search's cost at 100k packages.
+        // One snapshot for the whole page, and only the package rows: they carry the latest
+        // version's summary, so no version record (tools, schemas) is decoded per hit.
         let items = self.store.read(|r| {
             let mut items = Vec::with_capacity(page.hits.len());
             for hit in &page.hits {
@@ -547,21 +567,8 @@ impl Registry {
                 let Some(pkg) = r.get::<PackageRecord>(hit.name.as_bytes())? else {
                     continue;
                 };
-                let Some(latest) = pkg.latest.as_deref() else {
-                    continue;
-                };
-                if let Some(record) = r.get::<VersionRecord>(&version_key(&pkg.name, latest))? {
-                    let latest = VersionInfo {
-                        record,
-                        is_latest: true,
-                    };
-                    items.push((
-                        PackageInfo {
-                            package: pkg,
-                            latest,
-                        },
-                        hit.score,
-                    ));
+                if let Some(card) = card_of(r, pkg)? {
+                    items.push((card, hit.score));
                 }
             }
             Ok::<_, StoreError>(items)
@@ -584,6 +591,18 @@ impl Registry {
             .search(q)
             .map_err(|e| RegistryError::Search(e.to_string()))?;
         Ok(page.hits.len())
+    }
+
+    /// Merge the search index into one segment now (the indexer does it by itself after a
+    /// quiet period); for the bench. Returns whether there was anything to merge.
+    pub fn consolidate_index(&self) -> Result<bool, RegistryError> {
+        self.index
+            .consolidate()
+            .map_err(|e| RegistryError::Search(e.to_string()))
+    }
+
+    pub fn index_segments(&self) -> usize {
+        self.index.segment_count()
     }
 
     /// Queue a committed transaction's index changes. Call it while holding
@@ -657,6 +676,7 @@ fn publish_one(
             version_count: 0,
             installs: 0,
             deploys: 0,
+            latest_summary: None,
         });
     let current = match &pkg.latest {
         Some(v) => w.get::<VersionRecord>(&version_key(&pkg.name, v))?,
@@ -689,7 +709,7 @@ fn publish_one(
         Some(c) => is_newer(&record, c),
     };
     if becomes_latest {
-        pkg.latest = Some(server.version.clone());
+        pkg.set_latest(Some(&record));
     }
     pkg.version_count += 1;
     pkg.updated_at = now;
@@ -724,25 +744,41 @@ fn resolve_version(pkg: &PackageRecord, version: &str) -> String {
     }
 }
 
-fn matches_filter(info: &PackageInfo, f: &ListFilter) -> bool {
-    let rec = &info.latest.record;
-    let s = &rec.server;
+/// A package row as a card: its stored summary, or — for rows written before the summary
+/// existed — one computed from the latest version record. `None` without a latest version.
+fn card_of(r: &impl Reader, pkg: PackageRecord) -> Result<Option<PackageCard>, StoreError> {
+    if let Some(latest) = pkg.latest_summary.clone() {
+        return Ok(Some(PackageCard {
+            package: pkg,
+            latest,
+        }));
+    }
+    let Some(version) = pkg.latest.as_deref() else {
+        return Ok(None);
+    };
+    Ok(r.get::<VersionRecord>(&version_key(&pkg.name, version))?
+        .map(|rec| PackageCard {
+            latest: LatestSummary::of(&rec),
+            package: pkg,
+        }))
+}
+
+fn matches_filter(card: &PackageCard, f: &ListFilter) -> bool {
+    let s = &card.latest;
     let status_ok = match f.status {
-        Some(st) => rec.status == st,
-        None => rec.status != VersionStatus::Deleted,
+        Some(st) => s.status == st,
+        None => s.status != VersionStatus::Deleted,
     };
     status_ok
-        && f.category
-            .as_ref()
-            .is_none_or(|c| s.ext.categories.contains(c))
-        && f.tag.as_ref().is_none_or(|t| s.ext.tags.contains(t))
+        && f.category.as_ref().is_none_or(|c| s.categories.contains(c))
+        && f.tag.as_ref().is_none_or(|t| s.tags.contains(t))
         && f.transport
             .as_ref()
-            .is_none_or(|t| s.transports().contains(t))
+            .is_none_or(|t| s.transports.contains(t))
         && f.registry_type
             .as_ref()
-            .is_none_or(|t| s.registry_types().contains(t))
-        && f.has_secrets.is_none_or(|h| s.has_secrets() == h)
+            .is_none_or(|t| s.registry_types.contains(t))
+        && f.has_secrets.is_none_or(|h| s.has_secrets == h)
 }
 
 fn search_doc(info: &PackageInfo) -> Option<SearchDoc> {

@@ -283,7 +283,7 @@ impl Registry {
                 ));
             }
             let latest = latest::pick_latest(&all).cloned();
-            pkg.latest = latest.as_ref().map(|l| l.server.version.clone());
+            pkg.set_latest(latest.as_ref());
             pkg.updated_at = now;
             w.put(name.as_bytes(), &pkg)?;
             let generation = w.bump_generation()?;

@@ -18,6 +18,10 @@ const MAX_BATCH_CHANGES: usize = 10_000;
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// Group-commit delay under load: small next to a commit (tens of ms of fsyncs).
 const LINGER: Duration = Duration::from_millis(2);
+/// Quiet time after which the index is merged into one segment (see
+/// `SearchIndex::consolidate`): long enough that a publishing burst is over, so a busy
+/// registry does not re-merge everything after every commit.
+const CONSOLIDATE_AFTER: Duration = Duration::from_secs(20);
 
 type Done = oneshot::Sender<Result<(), SearchError>>;
 
@@ -97,13 +101,39 @@ impl Indexer {
 async fn run(index: SearchIndex, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut carry: Option<Msg> = None;
     let mut last_commit: Option<Instant> = None;
+    // Whether nothing was committed since the last consolidation (at open, the index may
+    // come with several segments, so not settled).
+    let mut settled = false;
+    let mut consolidating: Option<JoinHandle<()>> = None;
     loop {
         let first = match carry.take() {
             Some(m) => m,
-            None => match rx.recv().await {
-                Some(m) => m,
-                None => return,
-            },
+            None => {
+                let next = if settled {
+                    rx.recv().await
+                } else {
+                    match tokio::time::timeout(CONSOLIDATE_AFTER, rx.recv()).await {
+                        Ok(m) => m,
+                        Err(_) => {
+                            if consolidating.as_ref().is_none_or(|h| h.is_finished()) {
+                                settled = true;
+                                let index = index.clone();
+                                consolidating = Some(tokio::task::spawn_blocking(move || {
+                                    if let Err(e) = index.consolidate() {
+                                        // Only speed is lost; the next quiet period retries.
+                                        tracing::debug!(error = %e, "search index: consolidation failed");
+                                    }
+                                }));
+                            }
+                            continue;
+                        }
+                    }
+                };
+                match next {
+                    Some(m) => m,
+                    None => break,
+                }
+            }
         };
         // Under load, the publishers released by the previous commit resubmit within
         // microseconds of each other, but not before this loop wakes up: without a short
@@ -151,6 +181,7 @@ async fn run(index: SearchIndex, mut rx: mpsc::UnboundedReceiver<Msg>) {
             .await
             .unwrap_or_else(|e| Err(SearchError::Internal(format!("indexing task failed: {e}"))));
         last_commit = Some(Instant::now());
+        settled = false;
         match result {
             Ok(()) => {
                 for w in waiters {
@@ -164,5 +195,9 @@ async fn run(index: SearchIndex, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 }
             }
         }
+    }
+    // A merge in flight finishes before shutdown returns, so the index is closed cleanly.
+    if let Some(h) = consolidating {
+        let _ = h.await;
     }
 }

@@ -703,3 +703,49 @@ fn zero_limit_still_counts() {
     assert_eq!(page.total, 2);
     assert!(!page.facets.tags.is_empty());
 }
+
+#[test]
+fn consolidation_merges_segments_without_losing_concurrent_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    for g in 1..=3u64 {
+        let docs = (0..50).map(|i| doc(&format!("b{g}.n{i}/srv"), &format!("batch{g} tool")));
+        index.apply(docs.map(Change::Upsert).collect(), g).unwrap();
+    }
+    assert!(
+        index.segment_count() > 1,
+        "one commit per batch, one segment each"
+    );
+    // A commit racing the merge: deletes a document of a segment being merged and adds one.
+    let merging = {
+        let index = index.clone();
+        std::thread::spawn(move || index.consolidate())
+    };
+    index
+        .apply(
+            vec![
+                Change::Remove("b1.n7/srv".to_owned()),
+                Change::Upsert(doc("late.one/srv", "arrived during the merge")),
+            ],
+            4,
+        )
+        .unwrap();
+    // Whether the racing merge won or was dropped and retried, nothing may be lost.
+    merging.join().unwrap().unwrap();
+    let check = |index: &SearchIndex| {
+        assert_eq!(index.doc_count(), 150);
+        assert_eq!(index.indexed_generation(), Some(4));
+        assert_eq!(index.search(&q("batch1")).unwrap().total, 49);
+        assert_eq!(search(index, "arrived"), ["late.one/srv"]);
+        assert_eq!(index.search(&q("batch2")).unwrap().total, 50);
+    };
+    check(&index);
+    index.consolidate().unwrap();
+    assert_eq!(index.segment_count(), 1);
+    check(&index);
+    // And the merged layout is what a reopen finds.
+    drop(index);
+    let index = SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(index.segment_count(), 1);
+    check(&index);
+}

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 pub use records::*;
 
 /// The schema this build writes. Bump it together with a step in [`migrate`].
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_SCHEMA: &str = "schema_version";
@@ -148,27 +148,30 @@ impl Store {
 
     fn migrate(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let found = match meta.get(META_SCHEMA)? {
-                Some(v) => u32_from(v.value()),
-                None => 0,
-            };
-            if found > SCHEMA_VERSION {
-                return Err(StoreError::SchemaTooNew {
-                    found,
-                    known: SCHEMA_VERSION,
-                });
-            }
-            // Schema 0 → 1 is "create the tables"; later steps go here, one per version.
-            for t in records::ALL_TABLES {
-                tx.open_table(TableDefinition::<&[u8], &[u8]>::new(t))?;
-            }
-            if found != SCHEMA_VERSION {
-                meta.insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
-            }
+        let mut w = WriteTx { tx, bumped: false };
+        let found = match w.tx.open_table(META)?.get(META_SCHEMA)? {
+            Some(v) => u32_from(v.value()),
+            None => 0,
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
         }
-        tx.commit()?;
+        // Schema 0 → 1 is "create the tables"; later steps go here, one per version, all in
+        // this one transaction so a crash leaves the file at the old schema.
+        for t in records::ALL_TABLES {
+            w.tx.open_table(TableDefinition::<&[u8], &[u8]>::new(t))?;
+        }
+        if found == 1 {
+            backfill_latest_summaries(&mut w)?;
+        }
+        if found != SCHEMA_VERSION {
+            w.tx.open_table(META)?
+                .insert(META_SCHEMA, SCHEMA_VERSION.to_be_bytes().as_slice())?;
+        }
+        w.tx.commit()?;
         Ok(())
     }
 
@@ -273,6 +276,30 @@ fn collect<R: Record>(
         out.push((k.value().to_vec(), decode::<R>(v.value())?));
     }
     Ok(out)
+}
+
+/// Schema 1 → 2: package rows carry their latest version's summary.
+fn backfill_latest_summaries(w: &mut WriteTx) -> Result<(), StoreError> {
+    const BATCH: usize = 1024;
+    let mut start: Option<Vec<u8>> = None;
+    loop {
+        let rows = w.range::<PackageRecord>(start.as_deref(), None, BATCH)?;
+        let done = rows.len() < BATCH;
+        for (key, mut pkg) in rows {
+            if pkg.latest_summary.is_none() {
+                if let Some(v) = pkg.latest.clone() {
+                    if let Some(rec) = w.get::<VersionRecord>(&version_key(&pkg.name, &v))? {
+                        pkg.set_latest(Some(&rec));
+                        w.put(&key, &pkg)?;
+                    }
+                }
+            }
+            start = Some(key.into_iter().chain([0]).collect());
+        }
+        if done {
+            return Ok(());
+        }
+    }
 }
 
 /// The smallest key greater than every key with this prefix (None: no such bound).

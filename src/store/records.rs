@@ -112,9 +112,60 @@ pub struct PackageRecord {
     pub installs: u64,
     #[serde(default)]
     pub deploys: u64,
+    /// What a search hit or a listing card shows of the latest version, kept next to the
+    /// package so search hydrates a page without decoding each hit's full version record
+    /// (tools and their schemas): that decoding was most of a search's cost at 100k
+    /// packages. `None` only in rows written before schema 2 (the migration fills it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_summary: Option<LatestSummary>,
 }
 impl Record for PackageRecord {
     const TABLE: Table<Self> = Table::new("packages");
+}
+
+impl PackageRecord {
+    /// Point the package at its latest version (or none); keeps the summary in step, so
+    /// every writer that moves `latest` goes through here.
+    pub fn set_latest(&mut self, latest: Option<&VersionRecord>) {
+        self.latest = latest.map(|l| l.server.version.clone());
+        self.latest_summary = latest.map(LatestSummary::of);
+    }
+}
+
+/// The card-sized part of a version: see [`PackageRecord::latest_summary`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestSummary {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub description: String,
+    pub status: VersionStatus,
+    pub tool_count: u32,
+    pub required_secret_count: u32,
+    pub has_secrets: bool,
+    pub transports: Vec<String>,
+    pub registry_types: Vec<String>,
+    pub categories: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl LatestSummary {
+    pub fn of(rec: &VersionRecord) -> Self {
+        let s = &rec.server;
+        LatestSummary {
+            version: s.version.clone(),
+            title: s.title.clone(),
+            description: s.description.clone(),
+            status: rec.status,
+            tool_count: u32::try_from(s.ext.tools.len()).unwrap_or(u32::MAX),
+            required_secret_count: u32::try_from(s.required_secret_count()).unwrap_or(u32::MAX),
+            has_secrets: s.has_secrets(),
+            transports: s.transports(),
+            registry_types: s.registry_types(),
+            categories: s.ext.categories.clone(),
+            tags: s.ext.tags.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

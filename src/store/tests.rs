@@ -16,6 +16,7 @@ fn pkg(name: &str) -> PackageRecord {
         version_count: 0,
         installs: 0,
         deploys: 0,
+        latest_summary: None,
     }
 }
 
@@ -180,4 +181,58 @@ fn version_rows_written_before_mirroring_read_as_local() {
     mirrored.origin = Some("https://up.example".into());
     let back = decode::<VersionRecord>(&encode(&mirrored)).unwrap();
     assert_eq!(back.origin.as_deref(), Some("https://up.example"));
+}
+
+#[test]
+fn schema_1_package_rows_get_their_latest_summary() {
+    // Rows as schema 1 wrote them: a package without `latest_summary`, its latest version,
+    // and a package whose latest row is missing (left alone rather than unlinked).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let version = br#"{"v":1,"d":{"server":{"name":"a/bb","description":"d","version":"1.0.0",
+        "ext":{"tags":["t"]}},
+        "status":"deprecated","status_changed_at":1,"published_at":1,"updated_at":1,
+        "publisher":"alice"}}"#;
+    let package = |name: &str| {
+        format!(
+            r#"{{"v":1,"d":{{"name":"{name}","owner":"alice","latest":"1.0.0","created_at":1,
+            "updated_at":1,"version_count":1}}}}"#
+        )
+    };
+    {
+        let db = Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            tx.open_table(META)
+                .unwrap()
+                .insert(META_SCHEMA, 1u32.to_be_bytes().as_slice())
+                .unwrap();
+            let mut p = tx.open_table(PackageRecord::TABLE.def()).unwrap();
+            p.insert(b"a/bb".as_slice(), package("a/bb").as_bytes())
+                .unwrap();
+            p.insert(b"a/gone".as_slice(), package("a/gone").as_bytes())
+                .unwrap();
+            let mut v = tx.open_table(VersionRecord::TABLE.def()).unwrap();
+            v.insert(version_key("a/bb", "1.0.0").as_slice(), version.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let got = s
+        .read(|r| r.get::<PackageRecord>(b"a/bb"))
+        .unwrap()
+        .unwrap();
+    let summary = got.latest_summary.expect("backfilled");
+    assert_eq!(summary.version, "1.0.0");
+    assert_eq!(summary.status, VersionStatus::Deprecated);
+    assert_eq!(summary.description, "d");
+    assert_eq!(summary.tags, ["t"]);
+    let gone = s
+        .read(|r| r.get::<PackageRecord>(b"a/gone"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.latest.as_deref(), Some("1.0.0"));
+    assert!(gone.latest_summary.is_none());
 }

@@ -14,8 +14,8 @@ use super::render::{HtmlError, html};
 use crate::api::views;
 use crate::app::App;
 use crate::error::ErrorCode;
-use crate::registry::PackageInfo;
 use crate::registry::manifest::ServerVersion;
+use crate::registry::{PackageCard, PackageInfo};
 use crate::search::SearchQuery;
 
 /// Cards per explore page.
@@ -316,7 +316,7 @@ fn package_ctx(app: &App, name: &str, base: &str) -> Result<Value, HtmlError> {
         .collect();
     let url = format!("{base}/mcp/{name}");
     Ok(json!({
-        "pkg": views::package_summary(&info),
+        "pkg": views::package_summary(&PackageCard::from(&info)),
         "server": s.to_server_json(),
         "repository": s.repository.as_ref().map(|r| r.url.clone()),
         "website": s.website_url,

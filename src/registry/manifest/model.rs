@@ -239,6 +239,14 @@ impl ServerVersion {
                 .any(|h| h.input.is_secret)
     }
 
+    /// Secrets a user must set before the server can run.
+    pub fn required_secret_count(&self) -> usize {
+        self.env_vars()
+            .chain(self.remotes.iter().flat_map(|r| r.headers.iter()))
+            .filter(|e| e.input.is_secret && e.input.is_required)
+            .count()
+    }
+
     /// Transport kinds offered (`stdio`, `streamable-http`, `sse`), deduplicated, in order.
     pub fn transports(&self) -> Vec<String> {
         let all = self
