@@ -89,7 +89,7 @@ impl App {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let store = Arc::new(Store::open(&config.db_path())?);
+        let store = Arc::new(open_store(&config.db_path())?);
         // Before anything serves: a vault that cannot be unlocked stops the start.
         let vault = Vault::open(
             &store,
@@ -213,7 +213,7 @@ impl Offline {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let store = Arc::new(Store::open(&config.db_path())?);
+        let store = Arc::new(open_store(&config.db_path())?);
         let (_, registry) = open_registry(&config, &store, &ambient)?;
         Ok(Offline {
             config,
@@ -285,14 +285,47 @@ fn spawn_last_used_flush(accounts: &Arc<Accounts>) -> Option<Background> {
     Some(Background { stop, task })
 }
 
+/// How long an open waits out a file lock held by this process's own past: a lock is an
+/// `flock` on an open file, and a child being spawned (fork, then exec) holds a copy of
+/// every descriptor until its exec, so a data dir closed a moment ago can look locked for
+/// a few milliseconds while another thread starts a process. A lock held by another
+/// running Sigil is still reported, after this.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn with_lock_patience<T, E>(
+    mut open: impl FnMut() -> Result<T, E>,
+    locked: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match open() {
+            Err(e) if locked(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn open_store(path: &Path) -> Result<Store, StoreError> {
+    with_lock_patience(|| Store::open(path), |e| matches!(e, StoreError::Locked))
+}
+
 /// An unreadable index is derived data: wipe it and start empty; the caller rebuilds.
 fn open_index(dir: &Path) -> Result<SearchIndex, StartError> {
-    match SearchIndex::open(dir) {
+    let opened = with_lock_patience(
+        || SearchIndex::open(dir),
+        |e| matches!(e, SearchError::Locked(_)),
+    );
+    match opened {
         Ok(i) => Ok(i),
         Err(SearchError::Corrupt(reason)) => {
             tracing::warn!(%reason, "search index unreadable; rebuilding it from the store");
             let _ = std::fs::remove_dir_all(dir);
-            Ok(SearchIndex::open(dir)?)
+            Ok(with_lock_patience(
+                || SearchIndex::open(dir),
+                |e| matches!(e, SearchError::Locked(_)),
+            )?)
         }
         Err(e) => Err(e.into()),
     }

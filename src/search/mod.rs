@@ -436,6 +436,11 @@ impl SearchIndex {
                 let writer = guard.as_mut().ok_or(SearchError::Closed)?;
                 let ids = inner.index.searchable_segment_ids().map_err(op_err)?;
                 if ids.len() < 2 {
+                    // A background merge (the merge policy's) may have done the work: make
+                    // searches see the segments that are now committed.
+                    if self.segment_count() != ids.len() {
+                        self.refresh()?;
+                    }
                     return Ok(attempt > 0);
                 }
                 writer.merge(&ids)

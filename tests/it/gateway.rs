@@ -1053,8 +1053,18 @@ async fn shutdown_records_the_last_events_and_releases_the_data_dir() {
     let old = app.app().clone();
     let (_, key) = app.stop().await;
     // Still referenced, yet its index writer is gone: the index opens for writing again.
-    let index = sigil::search::SearchIndex::open(&old.config.index_dir())
-        .expect("the index writer was released by shutdown");
+    // (Retried briefly: another test's process spawn holds a copy of every descriptor,
+    // lock files included, between its fork and exec. A writer still held fails for good.)
+    let t = Instant::now();
+    let index = loop {
+        match sigil::search::SearchIndex::open(&old.config.index_dir()) {
+            Err(sigil::search::SearchError::Locked(e)) if t.elapsed() < Duration::from_secs(3) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            r => break r.expect("the index writer was released by shutdown"),
+        }
+    };
     drop(index);
     drop(old);
     // Nothing of the old app holds the store any more: it reopens at once.
