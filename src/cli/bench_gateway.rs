@@ -54,7 +54,11 @@ pub struct GatewayBenchArgs {
     /// gateway: the peer mcp-proxy binary [default: ./.bench-deps/bin/mcp-proxy if present]
     #[arg(long)]
     peer: Option<PathBuf>,
-    /// gateway: which paths to run: stdio, http or both.
+    /// gateway: callers with different secret sets sharing one stdio deployment (each gets
+    /// its own instance), measured against one caller on it; below 2 skips that part.
+    #[arg(long, default_value_t = 4)]
+    callers: usize,
+    /// gateway: which parts to run: stdio (with the callers check), http, callers, or both.
     #[arg(long, default_value = "both")]
     paths: String,
     /// gateway: run `sigil serve` under this command, e.g. "valgrind --tool=callgrind"
@@ -66,13 +70,24 @@ pub struct GatewayBenchArgs {
 /// One HTTP endpoint speaking MCP Streamable HTTP, and how to call `echo` on it.
 #[derive(Clone)]
 struct Target {
-    label: &'static str,
+    label: String,
     url: String,
-    token: Option<String>,
+    /// Session `i` authenticates with `tokens[i % len]` (none when empty): several callers
+    /// on one deployment each get their own instance when their secrets differ.
+    tokens: Vec<String>,
     tool: String,
     /// Processes whose CPU time a run of this target is charged per call (the load
     /// generator, this process, is always counted as `client`).
     cpu: Vec<(&'static str, u32)>,
+}
+
+impl Target {
+    fn token(&self, session: usize) -> Option<&str> {
+        match self.tokens.len() {
+            0 => None,
+            n => self.tokens.get(session % n).map(String::as_str),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -214,6 +229,11 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         everything.display()
     );
     let everything = std::fs::canonicalize(&everything)?;
+    ensure!(
+        matches!(args.paths.as_str(), "both" | "stdio" | "http" | "callers"),
+        "--paths must be both, stdio, http or callers (got {:?})",
+        args.paths
+    );
     let peer = args
         .peer
         .clone()
@@ -260,14 +280,14 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
 
     let mut peer_proc = None;
     let mut stdio_sigil = Target {
-        label: "sigil (stdio)",
+        label: "sigil (stdio)".into(),
         url: stdio_url,
-        token: Some(key.clone()),
+        tokens: vec![key.clone()],
         tool: "echo".into(),
         cpu: vec![("sigil", sigil_pid)],
     };
     // The first session starts the instance; then its process is known.
-    open_session(&client, &stdio_sigil).await?;
+    open_session(&client, &stdio_sigil, 0).await?;
     let stdio_node = instance_pid(&client, &base, &key, &stdio_dep).await?;
     stdio_sigil.cpu.push(("node", stdio_node));
     let mut peer_target = None;
@@ -293,9 +313,9 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         }
         peer_proc = Some(p);
         peer_target = Some(Target {
-            label: "mcp-proxy 0.6",
+            label: "mcp-proxy 0.6".into(),
             url,
-            token: Some("bench-peer-token".into()),
+            tokens: vec!["bench-peer-token".into()],
             tool: "everything/echo".into(),
             cpu,
         });
@@ -306,7 +326,7 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
     }
 
     let dur = Duration::from_secs(args.seconds.max(1));
-    if args.paths != "http" {
+    if matches!(args.paths.as_str(), "both" | "stdio") {
         println!(
             "\n== stdio upstream: server-everything over stdio, {} sessions ==",
             args.sessions
@@ -316,21 +336,24 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         let results = interleaved(&client, &targets, args.sessions, dur, args.rounds).await?;
         summarize(results, "mcp-proxy 0.6");
     }
+    if matches!(args.paths.as_str(), "both" | "stdio" | "callers") && args.callers > 1 {
+        callers(&client, &base, &key, &everything, sigil_pid, &args, dur).await?;
+    }
     let mut peak_rss = 0;
-    if args.paths != "stdio" {
+    if matches!(args.paths.as_str(), "both" | "http") {
         println!(
             "\n== HTTP upstream: server-everything streamableHttp, {} sessions ==",
             args.http_sessions
         );
         let mut sigil_http = Target {
-            label: "sigil (http)",
+            label: "sigil (http)".into(),
             url: http_url,
-            token: Some(key.clone()),
+            tokens: vec![key.clone()],
             tool: "echo".into(),
             cpu: vec![("sigil", sigil_pid)],
         };
         // The first session starts the instance; then its port is known.
-        open_session(&client, &sigil_http).await?;
+        open_session(&client, &sigil_http, 0).await?;
         let node = instance_pid(&client, &base, &key, &http_dep).await?;
         let port = port_of(node)?;
         sigil_http.cpu.push(("node", node));
@@ -338,9 +361,9 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         let targets = vec![
             sigil_http,
             Target {
-                label: "direct",
+                label: "direct".into(),
                 url: direct_url.clone(),
-                token: None,
+                tokens: Vec::new(),
                 tool: "echo".into(),
                 // Sigil too: what it spends while not in the path (its background work).
                 cpu: vec![("sigil", sigil_pid), ("node", node)],
@@ -396,6 +419,116 @@ fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Proc> {
 }
 
 /// `sigil serve` on a fresh data dir: its base URL and the bootstrap admin API key.
+/// #10's scaling check: one stdio deployment declaring a secret; `--callers` users with
+/// different values (so one instance each, multiplexing their own sessions) against the
+/// deployment's owner alone, the same number of sessions in total.
+async fn callers(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    everything: &Path,
+    sigil_pid: u32,
+    args: &GatewayBenchArgs,
+    dur: Duration,
+) -> anyhow::Result<()> {
+    let n = args.callers;
+    println!(
+        "\n== {n} callers with different secrets vs 1 caller: stdio, {} sessions in total ==",
+        args.sessions
+    );
+    let (url, dep) = deploy(
+        client,
+        base,
+        admin,
+        &format!(
+            "name: everything-secret\ndescription: server-everything over stdio, one instance per secret set\n\
+             version: 1.0.0\ncommand:\n  cmd: node\n  args: [{:?}, \"stdio\"]\n\
+             secrets:\n  - name: BENCH_TOKEN\n    description: differs per caller\n",
+            everything.display().to_string()
+        ),
+    )
+    .await?;
+    let mut keys = vec![admin.to_string()];
+    for i in 1..n {
+        keys.push(member_key(client, base, admin, &format!("bench-caller-{i}")).await?);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let r = client
+            .post(format!("{base}/api/v1/secrets"))
+            .bearer_auth(k)
+            .json(&json!({"name": "BENCH_TOKEN", "value": format!("caller-{i}-value")}))
+            .send()
+            .await?;
+        ensure!(r.status().is_success(), "set secret: {}", r.text().await?);
+    }
+    let target = |label: String, tokens: Vec<String>| Target {
+        label,
+        url: url.clone(),
+        tokens,
+        tool: "echo".into(),
+        cpu: vec![("sigil", sigil_pid)],
+    };
+    let many = target(format!("sigil, {n} callers"), keys.clone());
+    let one = target("sigil, 1 caller".into(), vec![admin.to_string()]);
+    let results = interleaved(client, &[many, one], args.sessions, dur, args.rounds).await?;
+    let d: Value = client
+        .get(format!("{base}/api/v1/deployments/{dep}"))
+        .bearer_auth(admin)
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "instances of that deployment: {} (CPU per call counts Sigil only: the node processes vary)",
+        d["instances"].as_array().map_or(0, Vec::len)
+    );
+    summarize(results, "sigil, 1 caller");
+    Ok(())
+}
+
+/// A member account and an API key created by that member (keys belong to whoever creates
+/// them): admin creates the user, the user logs in and makes a key with its session.
+async fn member_key(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    username: &str,
+) -> anyhow::Result<String> {
+    let password = "bench password, long enough";
+    let r = client
+        .post(format!("{base}/api/v1/users"))
+        .bearer_auth(admin)
+        .json(&json!({"username": username, "password": password, "role": "member"}))
+        .send()
+        .await?;
+    ensure!(r.status().is_success(), "create user: {}", r.text().await?);
+    let r = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await?;
+    ensure!(r.status().is_success(), "login: {}", r.text().await?);
+    let cookie = r
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("login set no session cookie")?
+        .to_string();
+    let body: Value = r.json().await?;
+    let csrf = body["csrf_token"].as_str().context("no csrf_token")?;
+    let r = client
+        .post(format!("{base}/api/v1/keys"))
+        .header(reqwest::header::COOKIE, cookie)
+        .header("x-csrf-token", csrf)
+        .json(&json!({"name": "bench", "scopes": ["use", "secrets"]}))
+        .send()
+        .await?;
+    ensure!(r.status().is_success(), "create key: {}", r.text().await?);
+    let body: Value = r.json().await?;
+    Ok(body["key"].as_str().context("no key")?.to_string())
+}
+
 async fn start_sigil(dir: &Path, wrapper: Option<&str>) -> anyhow::Result<(Proc, String, String)> {
     let data = dir.join("sigil-data");
     let cfg = dir.join("sigil.toml");
@@ -560,6 +693,7 @@ async fn wait_http(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 fn request(
     client: &reqwest::Client,
     t: &Target,
+    token: Option<&str>,
     session: Option<&str>,
     body: String,
 ) -> reqwest::RequestBuilder {
@@ -569,7 +703,7 @@ fn request(
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-06-18")
         .body(body);
-    if let Some(tok) = &t.token {
+    if let Some(tok) = token {
         req = req.bearer_auth(tok);
     }
     if let Some(s) = session {
@@ -579,11 +713,18 @@ fn request(
 }
 
 /// initialize + notifications/initialized; the session id (if the server issues one).
-async fn open_session(client: &reqwest::Client, t: &Target) -> anyhow::Result<Option<String>> {
+async fn open_session(
+    client: &reqwest::Client,
+    t: &Target,
+    i: usize,
+) -> anyhow::Result<Option<String>> {
+    let token = t.token(i);
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "sigil-bench", "version": "0"}}});
-    let r = request(client, t, None, init.to_string()).send().await?;
+    let r = request(client, t, token, None, init.to_string())
+        .send()
+        .await?;
     let st = r.status();
     let sid = r
         .headers()
@@ -597,13 +738,13 @@ async fn open_session(client: &reqwest::Client, t: &Target) -> anyhow::Result<Op
         t.label
     );
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let r = request(client, t, sid.as_deref(), note.to_string())
+    let r = request(client, t, token, sid.as_deref(), note.to_string())
         .send()
         .await?;
     r.bytes().await?;
     // One call outside the measurement: the first one may start the server.
     ensure!(
-        call(client, t, sid.as_deref(), 1).await?,
+        call(client, t, token, sid.as_deref(), 1).await?,
         "{}: echo failed",
         t.label
     );
@@ -613,6 +754,7 @@ async fn open_session(client: &reqwest::Client, t: &Target) -> anyhow::Result<Op
 async fn call(
     client: &reqwest::Client,
     t: &Target,
+    token: Option<&str>,
     session: Option<&str>,
     id: u64,
 ) -> anyhow::Result<bool> {
@@ -620,7 +762,7 @@ async fn call(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{}","arguments":{{"message":"hello"}}}}}}"#,
         t.tool
     );
-    let r = request(client, t, session, body).send().await?;
+    let r = request(client, t, token, session, body).send().await?;
     let ok = r.status().is_success();
     let bytes = r.bytes().await?;
     Ok(ok && bytes.windows(11).any(|w| w == b"Echo: hello"))
@@ -657,7 +799,7 @@ async fn load(
             while !stop.load(Ordering::Relaxed) {
                 id += 1;
                 let s = Instant::now();
-                match call(&client, &t, sid.as_deref(), id).await {
+                match call(&client, &t, t.token(i), sid.as_deref(), id).await {
                     Ok(true) => lat.push(s.elapsed()),
                     _ => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -698,8 +840,8 @@ async fn interleaved(
     let mut sessions = Vec::new();
     for t in targets {
         let mut s = Vec::with_capacity(n);
-        for _ in 0..n {
-            s.push(open_session(client, t).await?);
+        for i in 0..n {
+            s.push(open_session(client, t, i).await?);
         }
         sessions.push(s);
     }
@@ -718,7 +860,7 @@ async fn interleaved(
         };
         for i in order {
             let mut r = load(client, &targets[i], &sessions[i], dur).await;
-            println!("round {}  {}", round + 1, r.line(targets[i].label));
+            println!("round {}  {}", round + 1, r.line(&targets[i].label));
             runs[i].push(r);
         }
     }
@@ -801,8 +943,8 @@ async fn soak(
 ) -> anyhow::Result<()> {
     println!("\n== soak: {n} sessions through Sigil (stdio) for {secs} s ==");
     let mut sessions = Vec::with_capacity(n);
-    for _ in 0..n {
-        sessions.push(open_session(client, t).await?);
+    for i in 0..n {
+        sessions.push(open_session(client, t, i).await?);
     }
     let step = Duration::from_secs(10.min(secs).max(1));
     let started = Instant::now();
@@ -837,9 +979,11 @@ async fn soak(
     println!("waiting 95 s for the idle sessions to be reaped …");
     tokio::time::sleep(Duration::from_secs(95)).await;
     let mut gone = 0;
-    for sid in &sessions {
+    for (i, sid) in sessions.iter().enumerate() {
         let body = r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#.to_string();
-        let r = request(client, t, sid.as_deref(), body).send().await?;
+        let r = request(client, t, t.token(i), sid.as_deref(), body)
+            .send()
+            .await?;
         if r.status() == reqwest::StatusCode::NOT_FOUND {
             gone += 1;
         }
