@@ -279,17 +279,16 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
     println!("sigil idle RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
 
     let mut peer_proc = None;
-    let mut stdio_sigil = Target {
-        label: "sigil (stdio)".into(),
-        url: stdio_url,
-        tokens: vec![key.clone()],
-        tool: "echo".into(),
-        cpu: vec![("sigil", sigil_pid)],
-    };
-    // The first session starts the instance; then its process is known.
-    open_session(&client, &stdio_sigil, 0).await?;
-    let stdio_node = instance_pid(&client, &base, &key, &stdio_dep).await?;
-    stdio_sigil.cpu.push(("node", stdio_node));
+    let (stdio_sigil, _) = sigil_target(
+        &client,
+        &base,
+        &key,
+        "sigil (stdio)",
+        stdio_url,
+        &stdio_dep,
+        sigil_pid,
+    )
+    .await?;
     let mut peer_target = None;
     if let Some(bin) = &peer {
         let port = free_port()?;
@@ -345,18 +344,17 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
             "\n== HTTP upstream: server-everything streamableHttp, {} sessions ==",
             args.http_sessions
         );
-        let mut sigil_http = Target {
-            label: "sigil (http)".into(),
-            url: http_url,
-            tokens: vec![key.clone()],
-            tool: "echo".into(),
-            cpu: vec![("sigil", sigil_pid)],
-        };
-        // The first session starts the instance; then its port is known.
-        open_session(&client, &sigil_http, 0).await?;
-        let node = instance_pid(&client, &base, &key, &http_dep).await?;
+        let (sigil_http, node) = sigil_target(
+            &client,
+            &base,
+            &key,
+            "sigil (http)",
+            http_url,
+            &http_dep,
+            sigil_pid,
+        )
+        .await?;
         let port = port_of(node)?;
-        sigil_http.cpu.push(("node", node));
         let direct_url = format!("http://127.0.0.1:{port}/mcp");
         let targets = vec![
             sigil_http,
@@ -419,6 +417,30 @@ fn spawn(name: &'static str, cmd: &mut Command) -> anyhow::Result<Proc> {
 }
 
 /// `sigil serve` on a fresh data dir: its base URL and the bootstrap admin API key.
+/// A Sigil deployment as a target. Its first session starts the instance, whose process
+/// is then charged with each run's CPU too; returns that process.
+async fn sigil_target(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    label: &str,
+    url: String,
+    dep: &str,
+    sigil_pid: u32,
+) -> anyhow::Result<(Target, u32)> {
+    let mut t = Target {
+        label: label.into(),
+        url,
+        tokens: vec![key.to_string()],
+        tool: "echo".into(),
+        cpu: vec![("sigil", sigil_pid)],
+    };
+    open_session(client, &t, 0).await?;
+    let node = instance_pid(client, base, key, dep).await?;
+    t.cpu.push(("node", node));
+    Ok((t, node))
+}
+
 /// #10's scaling check: one stdio deployment declaring a secret; `--callers` users with
 /// different values (so one instance each, multiplexing their own sessions) against the
 /// deployment's owner alone, the same number of sessions in total.
