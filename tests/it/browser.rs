@@ -79,35 +79,17 @@ async fn the_web_ui_in_headless_chromium() {
     .await;
     let admin = app.admin_key.clone();
     // The publisher side, over the JSON API: server-everything with one required secret.
-    let r = app
-        .post_json(
-            Some(&admin),
-            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
-            &json!({"user": "admin"}),
-        )
+    let mut manifest = app
+        .everything_manifest(json!([{
+            "name": "EVERYTHING_TOKEN",
+            "description": "A token only its owner's process may see",
+            "isRequired": true, "isSecret": true
+        }]))
         .await;
-    assert!(r.status.is_success(), "{}", r.body);
-    let manifest = json!({
-        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
-        "name": "io.github.modelcontextprotocol/server-everything",
-        "title": "Everything",
-        "description": "MCP test server exercising every protocol feature",
-        "version": "2026.8.31",
-        "packages": [{
-            "registryType": "npm",
-            "identifier": "@modelcontextprotocol/server-everything",
-            "version": "2026.8.31",
-            "transport": {"type": "stdio"},
-            "environmentVariables": [{
-                "name": "EVERYTHING_TOKEN",
-                "description": "A token only its owner's process may see",
-                "isRequired": true, "isSecret": true
-            }]
-        }],
-        "_meta": {"dev.sigil/server": {"categories": ["testing"], "tags": ["reference"],
-            "tools": [{"name": "echo", "description": "Echoes back the input",
-                "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}}]}}
-    });
+    manifest["title"] = json!("Everything");
+    manifest["_meta"] = json!({"dev.sigil/server": {"categories": ["testing"], "tags": ["reference"],
+        "tools": [{"name": "echo", "description": "Echoes back the input",
+            "inputSchema": {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}}]}});
     let r = app
         .publish(Some(&admin), &manifest.to_string(), "application/json")
         .await;

@@ -92,37 +92,16 @@ async fn sdk_stdio_client_through_sigil_run_with_session_renewal() {
     let c = cfg.path();
     login(&app, c).await;
     let name = "io.github.modelcontextprotocol/server-everything";
-    let r = app
-        .post_json(
-            Some(&app.admin_key),
-            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
-            &json!({"user": "admin"}),
-        )
+    let server = app
+        .everything_manifest(json!([{
+            "name": "EVERYTHING_TOKEN", "description": "A token",
+            "isRequired": true, "isSecret": true
+        }]))
         .await;
-    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(server["name"], name);
     let work = tempfile::tempdir().unwrap();
     let manifest = work.path().join("server.json");
-    std::fs::write(
-        &manifest,
-        json!({
-            "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
-            "name": name,
-            "description": "MCP test server exercising every protocol feature",
-            "version": "2026.8.31",
-            "packages": [{
-                "registryType": "npm",
-                "identifier": "@modelcontextprotocol/server-everything",
-                "version": "2026.8.31",
-                "transport": {"type": "stdio"},
-                "environmentVariables": [{
-                    "name": "EVERYTHING_TOKEN", "description": "A token",
-                    "isRequired": true, "isSecret": true
-                }]
-            }]
-        })
-        .to_string(),
-    )
-    .unwrap();
+    std::fs::write(&manifest, server.to_string()).unwrap();
     let o = sigil(c, &["publish", manifest.to_str().unwrap()], None).await;
     assert_eq!(o.code, 0, "{o:?}");
     let o = sigil(c, &["deploy", name, "--json"], None).await;

@@ -279,32 +279,13 @@ async fn server_everything_through_the_gateway_with_the_sdk_client() {
     })
     .await;
     let admin = app.admin_key.clone();
-    let manifest = json!({
-        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
-        "name": "io.github.modelcontextprotocol/server-everything",
-        "description": "MCP test server exercising every protocol feature",
-        "version": "2026.8.31",
-        "packages": [{
-            "registryType": "npm",
-            "identifier": "@modelcontextprotocol/server-everything",
-            "version": "2026.8.31",
-            "transport": {"type": "stdio"},
-            "environmentVariables": [{
-                "name": "EVERYTHING_TOKEN",
-                "description": "A token only its owner's process may see",
-                "isRequired": true, "isSecret": true
-            }]
-        }]
-    });
-    // Publishing into io.github.modelcontextprotocol needs the namespace granted.
-    let r = app
-        .post_json(
-            Some(&admin),
-            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
-            &json!({"user": "admin"}),
-        )
+    let manifest = app
+        .everything_manifest(json!([{
+            "name": "EVERYTHING_TOKEN",
+            "description": "A token only its owner's process may see",
+            "isRequired": true, "isSecret": true
+        }]))
         .await;
-    assert!(r.status.is_success(), "{}", r.body);
     let dep = publish_and_deploy(&app, &admin, &manifest.to_string(), "application/json").await;
     let url = dep["url"].as_str().unwrap().to_string();
     assert!(url.ends_with(&format!(
@@ -1163,26 +1144,7 @@ async fn server_to_client_requests_follow_the_clients_capabilities() {
     })
     .await;
     let admin = app.admin_key.clone();
-    let r = app
-        .post_json(
-            Some(&admin),
-            "/api/v1/namespaces/io.github.modelcontextprotocol/members",
-            &json!({"user": "admin"}),
-        )
-        .await;
-    assert!(r.status.is_success(), "{}", r.body);
-    let manifest = json!({
-        "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
-        "name": "io.github.modelcontextprotocol/server-everything",
-        "description": "MCP test server exercising every protocol feature",
-        "version": "2026.8.31",
-        "packages": [{
-            "registryType": "npm",
-            "identifier": "@modelcontextprotocol/server-everything",
-            "version": "2026.8.31",
-            "transport": {"type": "stdio"}
-        }]
-    });
+    let manifest = app.everything_manifest(json!([])).await;
     let dep = publish_and_deploy(&app, &admin, &manifest.to_string(), "application/json").await;
     let url = dep["url"].as_str().unwrap().to_string();
 

@@ -175,6 +175,33 @@ impl TestApp {
         self.send(req).await
     }
 
+    /// server-everything's server.json as the tests publish it (the npm version tests/run.sh
+    /// installs), with `env` as its package's environment variables; grants the admin the
+    /// `io.github.modelcontextprotocol` namespace so the admin key can publish it.
+    pub async fn everything_manifest(&self, env: Value) -> Value {
+        let r = self
+            .post_json(
+                Some(&self.admin_key),
+                "/api/v1/namespaces/io.github.modelcontextprotocol/members",
+                &serde_json::json!({"user": "admin"}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.body);
+        serde_json::json!({
+            "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+            "name": "io.github.modelcontextprotocol/server-everything",
+            "description": "MCP test server exercising every protocol feature",
+            "version": "2026.8.31",
+            "packages": [{
+                "registryType": "npm",
+                "identifier": "@modelcontextprotocol/server-everything",
+                "version": "2026.8.31",
+                "transport": {"type": "stdio"},
+                "environmentVariables": env
+            }]
+        })
+    }
+
     /// Create a member account and return an API key for it.
     pub async fn member(&self, username: &str) -> String {
         let r = self
