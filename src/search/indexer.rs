@@ -120,7 +120,7 @@ async fn run(index: SearchIndex, mut rx: mpsc::UnboundedReceiver<Msg>) {
                                 let index = index.clone();
                                 consolidating = Some(tokio::task::spawn_blocking(move || {
                                     if let Err(e) = index.consolidate() {
-                                        // Only speed is lost; the next quiet period retries.
+                                        // Only speed is lost; the quiet period after the next commit tries again.
                                         tracing::debug!(error = %e, "search index: consolidation failed");
                                     }
                                 }));
