@@ -65,6 +65,11 @@ pub struct GatewayBenchArgs {
     /// to count its instructions per call (split on spaces).
     #[arg(long)]
     sigil_wrapper: Option<String>,
+    /// gateway: after the closed loop, the HTTP sessions together send this many calls per
+    /// second on a fixed schedule, the same for both sides, to compare latency at a load the
+    /// upstream can carry; 0 = half of what direct reached in the closed loop, below 0 skips.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    http_rate: f64,
 }
 
 /// One HTTP endpoint speaking MCP Streamable HTTP, and how to call `echo` on it.
@@ -332,7 +337,7 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
         );
         let mut targets = vec![stdio_sigil.clone()];
         targets.extend(peer_target.clone());
-        let results = interleaved(&client, &targets, args.sessions, dur, args.rounds).await?;
+        let results = interleaved(&client, &targets, args.sessions, dur, args.rounds, None).await?;
         summarize(results, "mcp-proxy 0.6");
     }
     if matches!(args.paths.as_str(), "both" | "stdio" | "callers") && args.callers > 1 {
@@ -368,9 +373,42 @@ async fn bench(args: GatewayBenchArgs) -> anyhow::Result<()> {
             },
         ];
         let sampler = RssSampler::start(sigil_pid);
-        let results = interleaved(&client, &targets, args.http_sessions, dur, args.rounds).await?;
+        let results = interleaved(
+            &client,
+            &targets,
+            args.http_sessions,
+            dur,
+            args.rounds,
+            None,
+        )
+        .await?;
         peak_rss = sampler.stop().await;
-        summarize(results, "direct");
+        let direct_rps = summarize(results, "direct");
+        // Closed-loop latency at a saturated upstream is queueing: it follows throughput
+        // (Little's law), not what the gateway adds. At a fixed rate both sides can carry,
+        // the difference is the gateway's own.
+        let rate = match args.http_rate {
+            r if r < 0.0 => None,
+            r if r > 0.0 => Some(r),
+            _ => direct_rps.map(|r| r / 2.0),
+        };
+        if let Some(rate) = rate.filter(|r| *r >= 1.0) {
+            println!(
+                "\n== HTTP upstream at a fixed {rate:.0} calls/s, {} sessions (latency added at a load both carry) ==",
+                args.http_sessions
+            );
+            let pace = Duration::from_secs_f64(args.http_sessions as f64 / rate);
+            let results = interleaved(
+                &client,
+                &targets,
+                args.http_sessions,
+                dur,
+                args.rounds,
+                Some(pace),
+            )
+            .await?;
+            summarize(results, "direct");
+        }
     }
     if peak_rss > 0 {
         println!(
@@ -492,7 +530,7 @@ async fn callers(
     };
     let many = target(format!("sigil, {n} callers"), keys.clone());
     let one = target("sigil, 1 caller".into(), vec![admin.to_string()]);
-    let results = interleaved(client, &[many, one], args.sessions, dur, args.rounds).await?;
+    let results = interleaved(client, &[many, one], args.sessions, dur, args.rounds, None).await?;
     let d: Value = client
         .get(format!("{base}/api/v1/deployments/{dep}"))
         .bearer_auth(admin)
@@ -791,11 +829,15 @@ async fn call(
 }
 
 /// `n` sessions, each calling in a closed loop for `dur`.
+/// With `pace`, each session instead sends one call every `pace` on a fixed schedule
+/// (sessions staggered evenly), so both sides of a comparison get the same offered load;
+/// a late call goes out at once, and its latency is counted from when it went out.
 async fn load(
     client: &reqwest::Client,
     t: &Target,
     sessions: &[Option<String>],
     dur: Duration,
+    pace: Option<Duration>,
 ) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -807,6 +849,7 @@ async fn load(
         .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let n = sessions.len().max(1);
     for (i, sid) in sessions.iter().enumerate() {
         let (client, t, sid, stop, errors) = (
             client.clone(),
@@ -815,10 +858,19 @@ async fn load(
             stop.clone(),
             errors.clone(),
         );
+        let mut next = tokio::time::Instant::from_std(started)
+            + pace.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / n as f64));
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(4096);
             let mut id = (i as u64) << 32;
             while !stop.load(Ordering::Relaxed) {
+                if let Some(p) = pace {
+                    tokio::time::sleep_until(next).await;
+                    next += p;
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
                 id += 1;
                 let s = Instant::now();
                 match call(&client, &t, t.token(i), sid.as_deref(), id).await {
@@ -858,6 +910,7 @@ async fn interleaved(
     n: usize,
     dur: Duration,
     rounds: usize,
+    pace: Option<Duration>,
 ) -> anyhow::Result<Vec<(Target, Vec<Run>)>> {
     let mut sessions = Vec::new();
     for t in targets {
@@ -871,7 +924,7 @@ async fn interleaved(
     // node server's JIT and heap settle over the first seconds, and whichever side ran
     // first used to pay for that (a first round at ~0.5x, later ones near 1x).
     for (t, s) in targets.iter().zip(&sessions) {
-        load(client, t, s, dur.max(Duration::from_secs(2))).await;
+        load(client, t, s, dur.max(Duration::from_secs(2)), pace).await;
     }
     let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds.max(1) {
@@ -881,7 +934,7 @@ async fn interleaved(
             (0..targets.len()).rev().collect()
         };
         for i in order {
-            let mut r = load(client, &targets[i], &sessions[i], dur).await;
+            let mut r = load(client, &targets[i], &sessions[i], dur, pace).await;
             println!("round {}  {}", round + 1, r.line(&targets[i].label));
             runs[i].push(r);
         }
@@ -890,42 +943,61 @@ async fn interleaved(
 }
 
 /// Pooled results per target and Sigil's ratio to `against`, per round and overall.
-fn summarize(results: Vec<(Target, Vec<Run>)>, against: &str) {
-    let mut pooled: Vec<(String, Run, Vec<f64>)> = Vec::new();
+/// Returns the baseline's pooled throughput.
+fn summarize(results: Vec<(Target, Vec<Run>)>, against: &str) -> Option<f64> {
+    // Per target: everything pooled, and each round's (throughput, p50 in ms).
+    type Rounds = Vec<(f64, f64)>;
+    let mut pooled: Vec<(String, Run, Rounds)> = Vec::new();
     for (t, runs) in results {
         let mut all = Run::default();
-        let mut rps = Vec::new();
-        for r in runs {
-            rps.push(r.rps());
+        let mut rounds = Vec::new();
+        for mut r in runs {
+            rounds.push((r.rps(), ms(r.pct(0.5))));
             all.took += r.took;
             all.errors += r.errors;
             all.latencies.extend(r.latencies);
             all.add_cpu(&r.cpu);
         }
-        pooled.push((t.label.to_string(), all, rps));
+        pooled.push((t.label.to_string(), all, rounds));
     }
     println!("-- pooled --");
     for (label, run, _) in &mut pooled {
         println!("{}", run.line(label));
     }
-    let Some(b) = pooled.iter().position(|p| p.0 == against) else {
-        return;
-    };
-    let (blabel, mut brun, brps) = pooled.remove(b);
-    for (label, mut run, rps) in pooled {
-        let per_round: Vec<String> = rps
+    let b = pooled.iter().position(|p| p.0 == against)?;
+    let (blabel, mut brun, brounds) = pooled.remove(b);
+    for (label, mut run, rounds) in pooled {
+        let pairs: Vec<_> = rounds.iter().zip(&brounds).collect();
+        let ratios: Vec<String> = pairs
             .iter()
-            .zip(&brps)
-            .map(|(a, b)| format!("{:.2}", a / b))
+            .map(|((a, _), (b, _))| format!("{:.2}", a / b))
+            .collect();
+        // The median of the rounds' own differences: each pair ran back to back, so a
+        // slow phase of the upstream (its GC, the JIT, other work on the machine) moves
+        // both sides of a pair and drops out, where pooling keeps it.
+        let mut deltas: Vec<f64> = pairs.iter().map(|((_, a), (_, b))| a - b).collect();
+        deltas.sort_by(f64::total_cmp);
+        let median = match deltas.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => deltas[n / 2],
+            n => (deltas[n / 2 - 1] + deltas[n / 2]) / 2.0,
+        };
+        let shown: Vec<String> = pairs
+            .iter()
+            .map(|((_, a), (_, b))| format!("{:+.3}", a - b))
             .collect();
         println!(
-            "{label} / {blabel}: throughput {:.2}x (rounds: {}), p50 {:+.3} ms, p99 {:+.3} ms",
+            "{label} / {blabel}: throughput {:.2}x (rounds: {}), p50 {:+.3} ms, p99 {:+.3} ms pooled; \
+             p50 per pair {} ms, median {:+.3} ms",
             run.rps() / brun.rps(),
-            per_round.join(" "),
+            ratios.join(" "),
             ms(run.pct(0.5)) - ms(brun.pct(0.5)),
             ms(run.pct(0.99)) - ms(brun.pct(0.99)),
+            shown.join(" "),
+            median,
         );
     }
+    Some(brun.rps())
 }
 
 /// Peak RSS of a process while something runs.
@@ -973,7 +1045,7 @@ async fn soak(
     let mut first = None;
     let mut total = Run::default();
     while started.elapsed() < Duration::from_secs(secs) {
-        let r = load(client, t, &sessions, step).await;
+        let r = load(client, t, &sessions, step, None).await;
         let rss = rss_kib(pid).unwrap_or(0);
         first.get_or_insert(rss);
         println!(

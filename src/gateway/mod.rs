@@ -866,6 +866,8 @@ impl Gateway {
                 headers,
                 instance,
             } => {
+                let url = reqwest::Url::parse(&url)
+                    .map_err(|e| GatewayError::Upstream(format!("bad upstream URL: {e}")))?;
                 if let Some(i) = &instance {
                     i.ready().await?;
                 }

@@ -43,7 +43,7 @@ pub(super) struct Rpc<'a> {
 
 /// A Streamable HTTP link's URL, headers, upstream session slot and local instance.
 type HttpParts<'a> = (
-    &'a str,
+    &'a reqwest::Url,
     &'a [(String, crate::vault::SecretValue)],
     &'a std::sync::Mutex<Option<String>>,
     Option<&'a std::sync::Arc<crate::runtime::Instance>>,
@@ -395,7 +395,7 @@ pub(super) async fn forward_post(
     let started = Instant::now();
     let req = gw
         .http
-        .post(url)
+        .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(
             reqwest::header::ACCEPT,
@@ -444,7 +444,7 @@ pub(super) async fn forward_get(
     }
     let mut req = gw
         .http
-        .get(url)
+        .get(url.clone())
         .header(reqwest::header::ACCEPT, "text/event-stream");
     if let Some(id) = last_event_id {
         req = req.header("last-event-id", id);
@@ -461,7 +461,7 @@ pub(super) async fn forward_delete(gw: &Gateway, session: &Session, link: &Link)
         return;
     };
     let req = with_common(
-        gw.http.delete(url),
+        gw.http.delete(url.clone()),
         headers,
         upstream_session,
         Some(&session.protocol),

@@ -13,9 +13,10 @@ use crate::vault::SecretValue;
 /// What a session talks to.
 pub enum Link {
     Stdio(Arc<Upstream>),
-    /// A Streamable HTTP upstream: its URL, headers to add, and its own session id.
+    /// A Streamable HTTP upstream: its URL (parsed once, not per request), headers to add,
+    /// and its own session id.
     Http {
-        url: String,
+        url: reqwest::Url,
         headers: Vec<(String, SecretValue)>,
         upstream_session: Mutex<Option<String>>,
         /// The local process serving it, when it is not a remote.
@@ -330,7 +331,7 @@ mod tests {
 
     fn session(protocol: &str) -> Arc<Session> {
         let link = Link::Http {
-            url: "http://127.0.0.1:9/mcp".into(),
+            url: "http://127.0.0.1:9/mcp".parse().unwrap(),
             headers: Vec::new(),
             upstream_session: Mutex::new(None),
             instance: None,

@@ -392,6 +392,31 @@ impl Instance {
         }
     }
 
+    /// Lines read from a log stream; stderr's also feed the tail quoted on a crash.
+    fn log_lines(&self, short: &str, bytes: &[u8], from_stdout: bool) {
+        let text = String::from_utf8_lossy(bytes);
+        let lines: Vec<&str> = text
+            .split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.is_empty())
+            .collect();
+        if from_stdout {
+            let marked: Vec<String> = lines.iter().map(|l| format!("(stdout) {l}")).collect();
+            self.logs
+                .push_lines(now_ms(), "stderr", short, marked.iter().map(String::as_str));
+            return;
+        }
+        self.logs
+            .push_lines(now_ms(), "stderr", short, lines.iter().copied());
+        let mut tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        for l in lines.iter().skip(lines.len().saturating_sub(STDERR_TAIL)) {
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back((*l).to_string());
+        }
+    }
+
     fn stderr_tail(&self) -> Vec<String> {
         self.stderr_tail
             .lock()
@@ -478,14 +503,21 @@ impl Instance {
         let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
         *self.stdin.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         tokio::spawn(write_stdin(stdin, rx));
-        tokio::spawn(read_stderr(self.clone(), stderr));
-        tokio::spawn(read_stdout(self.clone(), stdout));
+        let stderr_reader = tokio::spawn(read_log(self.clone(), stderr, false));
+        if self.launch.http_port.is_some() {
+            // An HTTP server's stdout carries no protocol: it is a log like stderr.
+            tokio::spawn(read_log(self.clone(), stdout, true));
+        } else {
+            tokio::spawn(read_stdout(self.clone(), stdout));
+        }
 
         let outcome = self.serve(&mut child, stop_rx, pid).await;
         // Whatever happened, nothing of this run may outlive it.
         if let Outcome::Crashed(_) = outcome {
             kill_group(pid, libc::SIGKILL);
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            // The crash report quotes the last stderr lines: let the reader reach the end.
+            let _ = tokio::time::timeout(Duration::from_secs(1), stderr_reader).await;
         }
         kill_group(pid, libc::SIGKILL);
         outcome
@@ -829,17 +861,39 @@ async fn read_stdout(inst: Arc<Instance>, stdout: tokio::process::ChildStdout) {
     inst.own.lock().unwrap_or_else(|p| p.into_inner()).clear();
 }
 
-async fn read_stderr(inst: Arc<Instance>, stderr: tokio::process::ChildStderr) {
-    let mut lines = BufReader::new(stderr).lines();
+/// After a read of a log stream that brought whole lines, wait this long before the next
+/// read: a server that logs a line per request then costs one wakeup and one file write
+/// per batch, not per request. A pipe holds 64 KiB, so even a chatty server is not held up.
+const LOG_BATCH_WAIT: Duration = Duration::from_millis(20);
+
+/// A partial line longer than this is logged as it is, so memory stays bounded.
+const LOG_PENDING_MAX: usize = 64 * 1024;
+
+/// Read a log stream (stderr; an HTTP server's stdout) into the deployment's logs.
+async fn read_log(
+    inst: Arc<Instance>,
+    mut r: impl tokio::io::AsyncRead + Unpin,
+    from_stdout: bool,
+) {
     let short = inst.key.short();
-    while let Ok(Some(line)) = lines.next_line().await {
-        inst.logs.push(now_ms(), "stderr", &short, &line);
-        let mut tail = inst.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
-        if tail.len() == STDERR_TAIL {
-            tail.pop_front();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break;
         }
-        tail.push_back(line);
+        pending.extend_from_slice(&chunk[..n]);
+        let complete = match pending.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None if pending.len() > LOG_PENDING_MAX => pending.len(),
+            None => continue,
+        };
+        let batch: Vec<u8> = pending.drain(..complete).collect();
+        inst.log_lines(&short, &batch, from_stdout);
+        tokio::time::sleep(LOG_BATCH_WAIT).await;
     }
+    inst.log_lines(&short, &pending, from_stdout);
 }
 
 fn trim_line(b: &[u8]) -> &[u8] {
@@ -875,13 +929,10 @@ mod tests {
         ok.then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp/server.mjs"))
     }
 
-    #[tokio::test]
-    async fn a_request_during_an_idle_stop_gets_a_fresh_process() {
-        let Some(server) = fixture() else {
-            eprintln!("skipped: node is not installed");
-            return;
-        };
-        let tmp = tempfile::tempdir().unwrap();
+    fn instance(
+        tmp: &tempfile::TempDir,
+        server: &std::path::Path,
+    ) -> (Arc<Instance>, Arc<LogBuffer>) {
         let (events, _events_rx) = mpsc::unbounded_channel();
         let logs = Arc::new(LogBuffer::new(tmp.path().join("stderr.log"), 100, 1 << 20));
         let inst = Instance::new(
@@ -908,9 +959,50 @@ mod tests {
                 backoff_max: Duration::from_millis(200),
                 stable_after: Duration::from_secs(1),
             },
-            logs,
+            logs.clone(),
             events,
         );
+        (inst, logs)
+    }
+
+    #[tokio::test]
+    async fn log_streams_are_read_in_batches_of_whole_lines() {
+        use tokio::io::AsyncWriteExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let (inst, logs) = instance(&tmp, std::path::Path::new("unused.mjs"));
+        let (mut w, r) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(read_log(inst.clone(), r, false));
+        // A line split across writes is one line; lines that arrive together are one batch.
+        w.write_all(b"first\nsec").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        w.write_all(b"ond\r\n\nthird\nno newline at the end")
+            .await
+            .unwrap();
+        drop(w);
+        reader.await.unwrap();
+        let texts: Vec<String> = logs.tail(10).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["first", "second", "third", "no newline at the end"]);
+        assert_eq!(inst.stderr_tail(), texts, "stderr feeds the crash tail");
+        let file = std::fs::read_to_string(tmp.path().join("stderr.log")).unwrap();
+        assert_eq!(file.lines().count(), 4, "{file}");
+
+        let (mut w, r) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(read_log(inst.clone(), r, true));
+        w.write_all(b"Received MCP POST request\n").await.unwrap();
+        drop(w);
+        reader.await.unwrap();
+        assert_eq!(logs.tail(1)[0].text, "(stdout) Received MCP POST request");
+        assert_eq!(inst.stderr_tail().len(), 4, "stdout does not feed the tail");
+    }
+
+    #[tokio::test]
+    async fn a_request_during_an_idle_stop_gets_a_fresh_process() {
+        let Some(server) = fixture() else {
+            eprintln!("skipped: node is not installed");
+            return;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let (inst, _logs) = instance(&tmp, &server);
         let (reached_tx, reached) = oneshot::channel();
         let (go, go_rx) = oneshot::channel();
         *inst.idle_hook.lock().unwrap() = Some((reached_tx, go_rx));

@@ -36,6 +36,19 @@ struct LogFile {
 /// Longest line kept; a server printing a megabyte on one line should not fill memory.
 const MAX_LINE: usize = 4096;
 
+fn clip(text: &str) -> String {
+    let mut text = text.trim_end_matches(['\r', '\n']).to_string();
+    if text.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 impl LogBuffer {
     pub fn new(path: PathBuf, capacity: usize, max_bytes: u64) -> Self {
         let (tx, _) = broadcast::channel(256);
@@ -53,33 +66,46 @@ impl LogBuffer {
     }
 
     pub fn push(&self, at: i64, stream: &'static str, instance: &str, text: &str) {
-        let mut text = text.trim_end_matches(['\r', '\n']).to_string();
-        if text.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
+        self.push_lines(at, stream, instance, std::iter::once(text));
+    }
+
+    /// Several lines at once: one ring lock and one file write for all of them (a server
+    /// that logs a line per request would otherwise cost a write per request).
+    pub fn push_lines<'a>(
+        &self,
+        at: i64,
+        stream: &'static str,
+        instance: &str,
+        texts: impl IntoIterator<Item = &'a str>,
+    ) {
+        let lines: Vec<LogLine> = texts
+            .into_iter()
+            .map(|text| LogLine {
+                at,
+                stream,
+                instance: instance.to_string(),
+                text: clip(text),
+            })
+            .collect();
+        if lines.is_empty() {
+            return;
         }
-        let line = LogLine {
-            at,
-            stream,
-            instance: instance.to_string(),
-            text,
-        };
         {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-            if ring.len() == self.capacity {
-                ring.pop_front();
+            for line in &lines {
+                if ring.len() == self.capacity {
+                    ring.pop_front();
+                }
+                ring.push_back(line.clone());
             }
-            ring.push_back(line.clone());
         }
         self.file
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .append(&line);
-        let _ = self.tx.send(line);
+            .append(&lines);
+        for line in lines {
+            let _ = self.tx.send(line);
+        }
     }
 
     /// The last `n` lines, oldest first.
@@ -96,7 +122,7 @@ impl LogBuffer {
 }
 
 impl LogFile {
-    fn append(&mut self, line: &LogLine) {
+    fn append(&mut self, lines: &[LogLine]) {
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
                 let _ = std::fs::create_dir_all(dir);
@@ -110,21 +136,26 @@ impl LogFile {
                     self.written = f.metadata().map(|m| m.len()).unwrap_or(0);
                     self.file = Some(f);
                 }
-                // The ring still has the line; a missing file is not worth failing a server.
+                // The ring still has the lines; a missing file is not worth failing a server.
                 Err(_) => return,
             }
         }
-        let text = format!(
-            "{} {} {} {}\n",
-            crate::ambient::rfc3339(line.at),
-            line.stream,
-            if line.instance.is_empty() {
-                "-"
-            } else {
-                &line.instance
-            },
-            line.text
-        );
+        let mut text = String::new();
+        for line in lines {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                text,
+                "{} {} {} {}",
+                crate::ambient::rfc3339(line.at),
+                line.stream,
+                if line.instance.is_empty() {
+                    "-"
+                } else {
+                    &line.instance
+                },
+                line.text
+            );
+        }
         if let Some(f) = self.file.as_mut() {
             if f.write_all(text.as_bytes()).is_ok() {
                 self.written += text.len() as u64;
