@@ -12,6 +12,7 @@
 //! takes and returns plain bytes.
 
 mod jsonrpc;
+mod local_http;
 pub mod meter;
 pub mod pins;
 mod remote;
@@ -339,6 +340,8 @@ pub struct Gateway {
     upstreams: std::sync::Mutex<HashMap<InstanceKey, Arc<Upstream>>>,
     meter: Arc<Meter>,
     http: reqwest::Client,
+    /// Keep-alive connections to the HTTP servers Sigil runs itself.
+    local_http: Arc<local_http::LocalHttp>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Rug-pull pins (set once at wiring; see [`pins`]).
@@ -378,6 +381,7 @@ impl Gateway {
             upstreams: std::sync::Mutex::new(HashMap::new()),
             meter: Arc::new(Meter::default()),
             http,
+            local_http: local_http::LocalHttp::new(Duration::from_secs(10)),
             stop: watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
             pins: std::sync::OnceLock::new(),

@@ -61,55 +61,146 @@ fn parts(link: &Link) -> Result<HttpParts<'_>, GatewayError> {
     }
 }
 
-fn with_common(
-    mut req: reqwest::RequestBuilder,
+/// A request to an upstream, with the headers every forwarded request carries: the
+/// protocol version, the upstream's own session id, and the manifest's headers.
+fn upstream_request(
+    method: http::Method,
+    url: &reqwest::Url,
     headers: &[(String, crate::vault::SecretValue)],
     upstream_session: &std::sync::Mutex<Option<String>>,
     protocol: Option<&str>,
-) -> reqwest::RequestBuilder {
+    extra: &[(http::HeaderName, &str)],
+    body: bytes::Bytes,
+) -> Result<http::Request<bytes::Bytes>, GatewayError> {
+    let mut req = http::Request::builder().method(method).uri(url.as_str());
+    for (k, v) in extra {
+        req = req.header(k, *v);
+    }
     if let Some(p) = protocol {
         req = req.header("mcp-protocol-version", p);
     }
     if let Some(s) = upstream_session
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .clone()
+        .as_deref()
     {
         req = req.header("mcp-session-id", s);
     }
     for (k, v) in headers {
         req = req.header(k.as_str(), v.expose());
     }
-    req
+    // Header values come from manifests, secrets and the client: one that is not a legal
+    // header is the caller's to fix, and is not echoed (it may be a secret).
+    req.body(body).map_err(|_| {
+        GatewayError::Upstream("a header for the upstream is not valid in HTTP".into())
+    })
+}
+
+/// An upstream's answer: from the loopback pool (local instances) or reqwest (remotes).
+enum UpResponse {
+    Remote(reqwest::Response),
+    Local(super::local_http::Response, std::time::Duration),
+}
+
+impl UpResponse {
+    fn status(&self) -> u16 {
+        match self {
+            UpResponse::Remote(r) => r.status().as_u16(),
+            UpResponse::Local(r, _) => r.head.status.as_u16(),
+        }
+    }
+
+    fn header(&self, name: http::HeaderName) -> Option<&str> {
+        let headers = match self {
+            UpResponse::Remote(r) => r.headers(),
+            UpResponse::Local(r, _) => &r.head.headers,
+        };
+        headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The next piece of the body; a read that waits longer than the request timeout fails,
+    /// like reqwest's read timeout for remotes.
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        match self {
+            UpResponse::Remote(r) => r.chunk().await.map_err(|e| e.without_url().to_string()),
+            UpResponse::Local(r, timeout) => tokio::time::timeout(*timeout, r.chunk())
+                .await
+                .unwrap_or_else(|_| Err("the upstream stopped sending".into())),
+        }
+    }
+}
+
+/// Send a request upstream: to a local instance through the gateway's loopback pool, to
+/// a remote through reqwest.
+async fn send(
+    gw: &Gateway,
+    local: bool,
+    url: &reqwest::Url,
+    req: http::Request<bytes::Bytes>,
+) -> Result<UpResponse, GatewayError> {
+    let timeout = std::time::Duration::from_secs(gw.cfg.request_timeout_secs.max(1));
+    // Local instances listen on a loopback IP literal (runtime::local); anything else
+    // goes through reqwest.
+    let addr = match (local, url.host_str(), url.port()) {
+        (true, Some(host), Some(port)) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| (ip, port)),
+        _ => None,
+    };
+    let Some((ip, port)) = addr else {
+        let req = reqwest::Request::try_from(req).map_err(upstream_error)?;
+        return gw
+            .http
+            .execute(req)
+            .await
+            .map(UpResponse::Remote)
+            .map_err(upstream_error);
+    };
+    // Origin-form target and a Host header, as HTTP/1.1 servers expect from a client.
+    let (mut head, body) = req.into_parts();
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    head.uri = target
+        .parse()
+        .map_err(|_| GatewayError::Upstream("bad upstream URL".into()))?;
+    if let Ok(host) = http::HeaderValue::from_str(&format!("{ip}:{port}")) {
+        head.headers.insert(http::header::HOST, host);
+    }
+    let req = http::Request::from_parts(head, http_body_util::Full::new(body));
+    let sent = gw.local_http.send(std::net::SocketAddr::new(ip, port), req);
+    match tokio::time::timeout(timeout, sent).await {
+        Ok(Ok(r)) => Ok(UpResponse::Local(r, timeout)),
+        Ok(Err(e)) => Err(GatewayError::Upstream(e)),
+        Err(_) => Err(GatewayError::Upstream(
+            "the upstream did not answer in time".into(),
+        )),
+    }
 }
 
 /// Status and content type of an upstream answer; remembers the upstream's session id.
 fn head_of(
-    resp: &reqwest::Response,
+    resp: &UpResponse,
     upstream_session: &std::sync::Mutex<Option<String>>,
 ) -> (u16, Option<String>) {
-    if let Some(sid) = resp
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(sid) = resp.header(http::HeaderName::from_static("mcp-session-id")) {
         let mut slot = upstream_session.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_deref() != Some(sid) {
             *slot = Some(sid.to_string());
         }
     }
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    (resp.status().as_u16(), content_type)
+    let content_type = resp.header(http::header::CONTENT_TYPE).map(str::to_owned);
+    (resp.status(), content_type)
 }
 
 /// The rest of an upstream body as a stream, after `first` (bytes already read).
 /// Pulled by the downstream response itself: no task or channel per request, and a client
 /// that goes away stops the upstream read.
-fn stream_rest(first: Vec<u8>, resp: reqwest::Response) -> BodyStream {
+fn stream_rest(first: Vec<u8>, resp: UpResponse) -> BodyStream {
     let first = (!first.is_empty()).then_some(first);
     let body = futures_util::stream::unfold((first, Some(resp)), |(first, resp)| async move {
         if let Some(f) = first {
@@ -119,16 +210,13 @@ fn stream_rest(first: Vec<u8>, resp: reqwest::Response) -> BodyStream {
         match resp.chunk().await {
             Ok(Some(c)) => Some((Ok(c.to_vec()), (None, Some(resp)))),
             Ok(None) => None,
-            Err(e) => Some((Err(e.without_url().to_string()), (None, None))),
+            Err(e) => Some((Err(e), (None, None))),
         }
     });
     Box::pin(body)
 }
 
-async fn relay(
-    resp: reqwest::Response,
-    upstream_session: &std::sync::Mutex<Option<String>>,
-) -> HttpReply {
+fn relay(resp: UpResponse, upstream_session: &std::sync::Mutex<Option<String>>) -> HttpReply {
     let (status, content_type) = head_of(&resp, upstream_session);
     HttpReply {
         status,
@@ -148,7 +236,7 @@ const FIRST_EVENT_MAX: usize = 4 * 1024 * 1024;
 /// instead of a chunked stream, and no SSE parsing in the client; anything else before the
 /// response, or an upstream that answers JSON, streams through unchanged.
 async fn relay_request(
-    mut resp: reqwest::Response,
+    mut resp: UpResponse,
     upstream_session: &std::sync::Mutex<Option<String>>,
 ) -> (HttpReply, Option<Vec<u8>>) {
     let (status, content_type) = head_of(&resp, upstream_session);
@@ -207,7 +295,7 @@ async fn relay_request(
 
 /// Read an upstream body to its end so its connection goes back to the pool: inline when
 /// the end is already there (it usually arrives with the response), else in a task.
-fn finish_body(mut resp: reqwest::Response) {
+fn finish_body(mut resp: UpResponse) {
     use futures_util::FutureExt as _;
     loop {
         match resp.chunk().now_or_never() {
@@ -393,24 +481,26 @@ pub(super) async fn forward_post(
         None => None,
     };
     let started = Instant::now();
-    let req = gw
-        .http
-        .post(url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(
-            reqwest::header::ACCEPT,
-            meta.accept.unwrap_or("application/json, text/event-stream"),
-        )
-        .body(body.to_vec());
-    let protocol = meta.protocol.or(Some(session.protocol.as_str()));
-    let resp = with_common(req, headers, upstream_session, protocol)
-        .send()
-        .await
-        .map_err(upstream_error)?;
+    let req = upstream_request(
+        http::Method::POST,
+        url,
+        headers,
+        upstream_session,
+        meta.protocol.or(Some(session.protocol.as_str())),
+        &[
+            (http::header::CONTENT_TYPE, "application/json"),
+            (
+                http::header::ACCEPT,
+                meta.accept.unwrap_or("application/json, text/event-stream"),
+            ),
+        ],
+        bytes::Bytes::copy_from_slice(body),
+    )?;
+    let resp = send(gw, instance.is_some(), url, req).await?;
     let (reply, response) = if rpc.is_request {
         relay_request(resp, upstream_session).await
     } else {
-        (relay(resp, upstream_session).await, None)
+        (relay(resp, upstream_session), None)
     };
     if rpc.meter {
         let ok = (200..300).contains(&reply.status)
@@ -442,29 +532,42 @@ pub(super) async fn forward_get(
     if let Some(i) = instance {
         i.ready().await?;
     }
-    let mut req = gw
-        .http
-        .get(url.clone())
-        .header(reqwest::header::ACCEPT, "text/event-stream");
+    let mut extra = vec![(http::header::ACCEPT, "text/event-stream")];
     if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id);
+        extra.push((http::HeaderName::from_static("last-event-id"), id));
     }
-    let resp = with_common(req, headers, upstream_session, Some(&session.protocol))
-        .send()
-        .await
-        .map_err(upstream_error)?;
-    Ok(relay(resp, upstream_session).await)
-}
-
-pub(super) async fn forward_delete(gw: &Gateway, session: &Session, link: &Link) {
-    let Ok((url, headers, upstream_session, _)) = parts(link) else {
-        return;
-    };
-    let req = with_common(
-        gw.http.delete(url.clone()),
+    let req = upstream_request(
+        http::Method::GET,
+        url,
         headers,
         upstream_session,
         Some(&session.protocol),
-    );
-    let _ = req.send().await;
+        &extra,
+        bytes::Bytes::new(),
+    )?;
+    let resp = send(gw, instance.is_some(), url, req).await?;
+    Ok(relay(resp, upstream_session))
+}
+
+pub(super) async fn forward_delete(gw: &Gateway, session: &Session, link: &Link) {
+    let Ok((url, headers, upstream_session, instance)) = parts(link) else {
+        return;
+    };
+    let Ok(req) = upstream_request(
+        http::Method::DELETE,
+        url,
+        headers,
+        upstream_session,
+        Some(&session.protocol),
+        &[],
+        bytes::Bytes::new(),
+    ) else {
+        return;
+    };
+    if let Ok(mut resp) = send(gw, instance.is_some(), url, req).await {
+        if instance.is_some() {
+            // Read the answer to its end so the pooled connection can be used again.
+            while let Ok(Some(_)) = resp.chunk().await {}
+        }
+    }
 }
