@@ -828,12 +828,104 @@ async fn call(
     Ok(ok && bytes.windows(11).any(|w| w == b"Echo: hello"))
 }
 
+/// A session's own HTTP/1 connection for the measured calls. The load generator shares
+/// the two cores with what it measures, so it should cost as little as it can: reqwest
+/// spent about as much CPU per call as Sigil (URL parse, pool, header map per request).
+/// Both sides of every comparison use it; sessions are opened with reqwest.
+struct Caller {
+    addr: std::net::SocketAddr,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    tool: String,
+    sender: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+}
+
+impl Caller {
+    fn new(t: &Target, token: Option<&str>, session: Option<&str>) -> anyhow::Result<Self> {
+        use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+        let url = reqwest::Url::parse(&t.url)?;
+        let host = url.host_str().context("target URL without a host")?;
+        let port = url
+            .port_or_known_default()
+            .context("target URL without a port")?;
+        let addr = format!("{host}:{port}").parse()?;
+        let uri = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+        .parse()?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_str(&format!("{host}:{port}"))?);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-06-18"),
+        );
+        if let Some(tok) = token {
+            headers.insert(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {tok}"))?,
+            );
+        }
+        if let Some(sid) = session {
+            headers.insert("mcp-session-id", HeaderValue::from_str(sid)?);
+        }
+        Ok(Caller {
+            addr,
+            uri,
+            headers,
+            tool: t.tool.clone(),
+            sender: None,
+        })
+    }
+
+    /// One `tools/call echo`: whether it answered 2xx with the echo.
+    async fn call(&mut self, id: u64) -> anyhow::Result<bool> {
+        use http_body_util::BodyExt as _;
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+            tcp.set_nodelay(true)?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        let Some(sender) = self.sender.as_mut() else {
+            bail!("no connection");
+        };
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{}","arguments":{{"message":"hello"}}}}}}"#,
+            self.tool
+        );
+        let mut req = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        let sent = async {
+            sender.ready().await?;
+            let resp = sender.send_request(req).await?;
+            let ok = resp.status().is_success();
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            anyhow::Ok(ok && bytes.windows(11).any(|w| w == b"Echo: hello"))
+        };
+        let r = sent.await;
+        if r.is_err() {
+            // A broken connection is replaced on the next call.
+            self.sender = None;
+        }
+        r
+    }
+}
+
 /// `n` sessions, each calling in a closed loop for `dur`.
 /// With `pace`, each session instead sends one call every `pace` on a fixed schedule
 /// (sessions staggered evenly), so both sides of a comparison get the same offered load;
 /// a late call goes out at once, and its latency is counted from when it went out.
 async fn load(
-    client: &reqwest::Client,
     t: &Target,
     sessions: &[Option<String>],
     dur: Duration,
@@ -851,18 +943,19 @@ async fn load(
     let mut tasks = Vec::new();
     let n = sessions.len().max(1);
     for (i, sid) in sessions.iter().enumerate() {
-        let (client, t, sid, stop, errors) = (
-            client.clone(),
-            t.clone(),
-            sid.clone(),
-            stop.clone(),
-            errors.clone(),
-        );
+        let (t, sid, stop, errors) = (t.clone(), sid.clone(), stop.clone(), errors.clone());
         let mut next = tokio::time::Instant::from_std(started)
             + pace.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / n as f64));
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(4096);
             let mut id = (i as u64) << 32;
+            let mut caller = match Caller::new(&t, t.token(i), sid.as_deref()) {
+                Ok(c) => c,
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return lat;
+                }
+            };
             while !stop.load(Ordering::Relaxed) {
                 if let Some(p) = pace {
                     tokio::time::sleep_until(next).await;
@@ -873,7 +966,7 @@ async fn load(
                 }
                 id += 1;
                 let s = Instant::now();
-                match call(&client, &t, t.token(i), sid.as_deref(), id).await {
+                match caller.call(id).await {
                     Ok(true) => lat.push(s.elapsed()),
                     _ => {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -924,7 +1017,7 @@ async fn interleaved(
     // node server's JIT and heap settle over the first seconds, and whichever side ran
     // first used to pay for that (a first round at ~0.5x, later ones near 1x).
     for (t, s) in targets.iter().zip(&sessions) {
-        load(client, t, s, dur.max(Duration::from_secs(2)), pace).await;
+        load(t, s, dur.max(Duration::from_secs(2)), pace).await;
     }
     let mut runs: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds.max(1) {
@@ -934,7 +1027,7 @@ async fn interleaved(
             (0..targets.len()).rev().collect()
         };
         for i in order {
-            let mut r = load(client, &targets[i], &sessions[i], dur, pace).await;
+            let mut r = load(&targets[i], &sessions[i], dur, pace).await;
             println!("round {}  {}", round + 1, r.line(&targets[i].label));
             runs[i].push(r);
         }
@@ -967,37 +1060,38 @@ fn summarize(results: Vec<(Target, Vec<Run>)>, against: &str) -> Option<f64> {
     let b = pooled.iter().position(|p| p.0 == against)?;
     let (blabel, mut brun, brounds) = pooled.remove(b);
     for (label, mut run, rounds) in pooled {
+        // Medians of the pairs' own ratios and differences next to the pooled figures:
+        // each pair ran back to back, so a slow phase of the upstream (its GC, the JIT,
+        // other work on the machine) moves both sides of a pair, and one such pair
+        // moves a median less than it moves the pooled numbers.
         let pairs: Vec<_> = rounds.iter().zip(&brounds).collect();
-        let ratios: Vec<String> = pairs
-            .iter()
-            .map(|((a, _), (b, _))| format!("{:.2}", a / b))
-            .collect();
-        // The median of the rounds' own differences: each pair ran back to back, so a
-        // slow phase of the upstream (its GC, the JIT, other work on the machine) moves
-        // both sides of a pair and drops out, where pooling keeps it.
-        let mut deltas: Vec<f64> = pairs.iter().map(|((_, a), (_, b))| a - b).collect();
-        deltas.sort_by(f64::total_cmp);
-        let median = match deltas.len() {
-            0 => 0.0,
-            n if n % 2 == 1 => deltas[n / 2],
-            n => (deltas[n / 2 - 1] + deltas[n / 2]) / 2.0,
-        };
-        let shown: Vec<String> = pairs
-            .iter()
-            .map(|((_, a), (_, b))| format!("{:+.3}", a - b))
-            .collect();
+        let ratios: Vec<f64> = pairs.iter().map(|((a, _), (b, _))| a / b).collect();
+        let deltas: Vec<f64> = pairs.iter().map(|((_, a), (_, b))| a - b).collect();
+        let list =
+            |v: &[f64], f: fn(f64) -> String| v.iter().map(|x| f(*x)).collect::<Vec<_>>().join(" ");
         println!(
-            "{label} / {blabel}: throughput {:.2}x (rounds: {}), p50 {:+.3} ms, p99 {:+.3} ms pooled; \
-             p50 per pair {} ms, median {:+.3} ms",
+            "{label} / {blabel}: throughput {:.2}x pooled, {:.2}x median (rounds: {}); \
+             p50 {:+.3} ms pooled, {:+.3} ms median (pairs: {} ms); p99 {:+.3} ms pooled",
             run.rps() / brun.rps(),
-            ratios.join(" "),
+            median(&ratios),
+            list(&ratios, |x| format!("{x:.2}")),
             ms(run.pct(0.5)) - ms(brun.pct(0.5)),
+            median(&deltas),
+            list(&deltas, |x| format!("{x:+.3}")),
             ms(run.pct(0.99)) - ms(brun.pct(0.99)),
-            shown.join(" "),
-            median,
         );
     }
     Some(brun.rps())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Peak RSS of a process while something runs.
@@ -1045,7 +1139,7 @@ async fn soak(
     let mut first = None;
     let mut total = Run::default();
     while started.elapsed() < Duration::from_secs(secs) {
-        let r = load(client, t, &sessions, step, None).await;
+        let r = load(t, &sessions, step, None).await;
         let rss = rss_kib(pid).unwrap_or(0);
         first.get_or_insert(rss);
         println!(
