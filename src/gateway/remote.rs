@@ -168,11 +168,13 @@ async fn send(
     head.uri = target
         .parse()
         .map_err(|_| GatewayError::Upstream("bad upstream URL".into()))?;
-    if let Ok(host) = http::HeaderValue::from_str(&format!("{ip}:{port}")) {
+    let addr = std::net::SocketAddr::new(ip, port);
+    // SocketAddr's form brackets an IPv6 address, as a Host header needs.
+    if let Ok(host) = http::HeaderValue::from_str(&addr.to_string()) {
         head.headers.insert(http::header::HOST, host);
     }
     let req = http::Request::from_parts(head, http_body_util::Full::new(body));
-    let sent = gw.local_http.send(std::net::SocketAddr::new(ip, port), req);
+    let sent = gw.local_http.send(addr, req);
     match tokio::time::timeout(timeout, sent).await {
         Ok(Ok(r)) => Ok(UpResponse::Local(r, timeout)),
         Ok(Err(e)) => Err(GatewayError::Upstream(e)),
