@@ -245,6 +245,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_that_closes_its_connection_is_read_whole() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply =
+                    "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 5\r\n\r\nhello";
+                let _ = s.write_all(reply.as_bytes()).await;
+                // Dropping the socket closes it right after the answer.
+            }
+        });
+        let client = LocalHttp::new(Duration::from_secs(5));
+        for _ in 0..3 {
+            let r = client.send(addr, post(addr)).await.expect("answered");
+            assert_eq!(body(r).await, "hello");
+        }
+    }
+
+    #[tokio::test]
     async fn a_closed_port_is_an_error_not_a_hang() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
