@@ -531,13 +531,7 @@ async fn callers(
     let many = target(format!("sigil, {n} callers"), keys.clone());
     let one = target("sigil, 1 caller".into(), vec![admin.to_string()]);
     let results = interleaved(client, &[many, one], args.sessions, dur, args.rounds, None).await?;
-    let d: Value = client
-        .get(format!("{base}/api/v1/deployments/{dep}"))
-        .bearer_auth(admin)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let d = deployment(client, base, admin, &dep).await?;
     println!(
         "instances of that deployment: {} (CPU per call counts Sigil only: the node processes vary)",
         d["instances"].as_array().map_or(0, Vec::len)
@@ -683,13 +677,7 @@ async fn deploy(
     let id = body["id"].as_str().context("deployment id")?.to_string();
     let t = Instant::now();
     loop {
-        let d: Value = client
-            .get(format!("{base}/api/v1/deployments/{id}"))
-            .bearer_auth(key)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let d = deployment(client, base, key, &id).await?;
         match d["status"].as_str() {
             Some("ready" | "running") => {
                 let url = d["url"].as_str().context("deployment url")?.to_string();
@@ -713,17 +701,27 @@ async fn instance_pid(
     key: &str,
     id: &str,
 ) -> anyhow::Result<u32> {
-    let d: Value = client
+    let d = deployment(client, base, key, id).await?;
+    d["instances"][0]["pid"]
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .with_context(|| format!("no running instance: {d}"))
+}
+
+/// A deployment as the API shows it.
+async fn deployment(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<Value> {
+    Ok(client
         .get(format!("{base}/api/v1/deployments/{id}"))
         .bearer_auth(key)
         .send()
         .await?
         .json()
-        .await?;
-    d["instances"][0]["pid"]
-        .as_u64()
-        .and_then(|p| u32::try_from(p).ok())
-        .with_context(|| format!("no running instance: {d}"))
+        .await?)
 }
 
 /// The `PORT` Sigil gave a local HTTP instance.
@@ -750,26 +748,42 @@ async fn wait_http(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The headers of every MCP POST the bench sends (Host aside).
+fn mcp_headers(token: Option<&str>, session: Option<&str>) -> anyhow::Result<http::HeaderMap> {
+    use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+    let mut headers = http::HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    headers.insert(
+        "mcp-protocol-version",
+        HeaderValue::from_static("2025-06-18"),
+    );
+    if let Some(tok) = token {
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {tok}"))?,
+        );
+    }
+    if let Some(sid) = session {
+        headers.insert("mcp-session-id", HeaderValue::from_str(sid)?);
+    }
+    Ok(headers)
+}
+
 fn request(
     client: &reqwest::Client,
     t: &Target,
     token: Option<&str>,
     session: Option<&str>,
     body: String,
-) -> reqwest::RequestBuilder {
-    let mut req = client
+) -> anyhow::Result<reqwest::RequestBuilder> {
+    Ok(client
         .post(&t.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .body(body);
-    if let Some(tok) = token {
-        req = req.bearer_auth(tok);
-    }
-    if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
-    }
-    req
+        .headers(mcp_headers(token, session)?)
+        .body(body))
 }
 
 /// initialize + notifications/initialized; the session id (if the server issues one).
@@ -782,7 +796,7 @@ async fn open_session(
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "sigil-bench", "version": "0"}}});
-    let r = request(client, t, token, None, init.to_string())
+    let r = request(client, t, token, None, init.to_string())?
         .send()
         .await?;
     let st = r.status();
@@ -798,7 +812,7 @@ async fn open_session(
         t.label
     );
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let r = request(client, t, token, sid.as_deref(), note.to_string())
+    let r = request(client, t, token, sid.as_deref(), note.to_string())?
         .send()
         .await?;
     r.bytes().await?;
@@ -822,7 +836,7 @@ async fn call(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{}","arguments":{{"message":"hello"}}}}}}"#,
         t.tool
     );
-    let r = request(client, t, token, session, body).send().await?;
+    let r = request(client, t, token, session, body)?.send().await?;
     let ok = r.status().is_success();
     let bytes = r.bytes().await?;
     Ok(ok && bytes.windows(11).any(|w| w == b"Echo: hello"))
@@ -842,7 +856,6 @@ struct Caller {
 
 impl Caller {
     fn new(t: &Target, token: Option<&str>, session: Option<&str>) -> anyhow::Result<Self> {
-        use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
         let url = reqwest::Url::parse(&t.url)?;
         let host = url.host_str().context("target URL without a host")?;
         let port = url
@@ -854,26 +867,11 @@ impl Caller {
             None => url.path().to_string(),
         }
         .parse()?;
-        let mut headers = http::HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_str(&format!("{host}:{port}"))?);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut headers = mcp_headers(token, session)?;
         headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
+            http::header::HOST,
+            http::HeaderValue::from_str(&format!("{host}:{port}"))?,
         );
-        headers.insert(
-            "mcp-protocol-version",
-            HeaderValue::from_static("2025-06-18"),
-        );
-        if let Some(tok) = token {
-            headers.insert(
-                AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {tok}"))?,
-            );
-        }
-        if let Some(sid) = session {
-            headers.insert("mcp-session-id", HeaderValue::from_str(sid)?);
-        }
         Ok(Caller {
             addr,
             uri,
@@ -1169,7 +1167,7 @@ async fn soak(
     let mut gone = 0;
     for (i, sid) in sessions.iter().enumerate() {
         let body = r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#.to_string();
-        let r = request(client, t, t.token(i), sid.as_deref(), body)
+        let r = request(client, t, t.token(i), sid.as_deref(), body)?
             .send()
             .await?;
         if r.status() == reqwest::StatusCode::NOT_FOUND {

@@ -330,6 +330,9 @@ pub struct PostMeta<'a> {
     pub secrets: Option<Vec<(String, SecretValue)>>,
 }
 
+/// How long a connection to an upstream (remote or local) may take to open.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Gateway {
     deployments: Arc<Deployments>,
     secrets: Arc<Secrets>,
@@ -366,7 +369,7 @@ impl Gateway {
         cfg: GatewayConfig,
     ) -> Arc<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(UPSTREAM_CONNECT_TIMEOUT)
             .read_timeout(Duration::from_secs(cfg.request_timeout_secs.max(1)))
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -381,7 +384,7 @@ impl Gateway {
             upstreams: std::sync::Mutex::new(HashMap::new()),
             meter: Arc::new(Meter::default()),
             http,
-            local_http: local_http::LocalHttp::new(Duration::from_secs(10)),
+            local_http: local_http::LocalHttp::new(UPSTREAM_CONNECT_TIMEOUT),
             stop: watch::Sender::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
             pins: std::sync::OnceLock::new(),
